@@ -1,0 +1,220 @@
+"""The Actor base class: everything a model may do, and nothing else.
+
+A model subclasses ``Actor``, keeps its state in plain data (numbers, strings,
+lists, dicts, NumPy arrays, AAIs) and talks to other actors only through
+``send``. The engine sets the private slots before the model's constructor
+runs, so a constructor may already use ``aai`` and ``random``.
+"""
+
+from __future__ import annotations
+
+import numbers
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any, NoReturn
+
+from .errors import MessageError, PlanningError, SimulationError
+from .random import Random
+from .timing import seconds_to_ticks as _seconds_to_ticks
+
+if TYPE_CHECKING:
+    from .kernel import Kernel
+
+
+class Actor:
+    """Base class of every model actor.
+
+    Override ``on_first_diasca``, ``act_spontaneous`` and ``on_actor_created``
+    as needed, and define message handlers as ordinary methods taking the
+    sender's AAI first: ``def on_order(self, sender, amount): ...``.
+    """
+
+    __slots__ = ("_k", "_aai", "_random", "_seq", "_ncreated", "_terminating", "__dict__")
+
+    _k: Kernel
+    _aai: int
+    _random: Random
+    _seq: int
+    _ncreated: int
+    _terminating: bool
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Models without a constructor of their own get their scenario
+        # arguments as attributes.
+        for name, value in kwargs.items():
+            setattr(self, name, value)
+
+    # --- read-only state -------------------------------------------------
+    @property
+    def aai(self) -> int:
+        """This actor's abstract identifier: stable whatever the placement."""
+        return self._aai
+
+    @property
+    def tick(self) -> int:
+        return self._k.tick
+
+    @property
+    def diasca(self) -> int:
+        return self._k.diasca
+
+    @property
+    def time(self) -> float:
+        """Simulated seconds since the start (tick x tick_duration)."""
+        return self._k.tick * self._k.tick_duration
+
+    @property
+    def random(self) -> Random:
+        """This actor's own generator, derived from (seed, AAI) alone."""
+        return self._random
+
+    def seconds_to_ticks(self, seconds: float) -> int:
+        """Whole ticks for a duration; refuses more than 1.5% rounding error."""
+        return _seconds_to_ticks(seconds, self._k.tick_duration)
+
+    # --- callbacks a model overrides -------------------------------------
+    def on_first_diasca(self) -> None:
+        """Runs once, at the diasca after creation ((0, 0) for initial actors)."""
+
+    def act_spontaneous(self) -> None:
+        """Runs at diasca 0 of every tick this actor planned."""
+
+    def on_actor_created(self, aai: int, tag: Any) -> None:
+        """Tells a creator the AAI of the actor it asked for, one diasca later."""
+
+    # --- messages ---------------------------------------------------------
+    def send(self, target_aai: int, handler: str, *args: Any) -> None:
+        """Call ``target.handler(self.aai, *args)`` at the next diasca."""
+        k = self._k
+        try:
+            known = handler in k._handlers[k._class_of[target_aai]] and target_aai > 0
+        except (IndexError, TypeError):
+            known = False
+        if not known:
+            _raise_bad_send(k, self, target_aai, handler)
+        seq = self._seq
+        self._seq = seq + 1
+        rank = k._rank_of[target_aai]
+        if rank == k._rank:
+            box = k._inbox.get(target_aai)
+            if box is None:
+                k._inbox[target_aai] = [(self._aai, seq, handler, args)]
+            else:
+                box.append((self._aai, seq, handler, args))
+        else:
+            k._outbox.setdefault(rank, []).append((target_aai, self._aai, seq, handler, args))
+
+    # --- planning ----------------------------------------------------------
+    def add_spontaneous_tick(self, tick: int) -> None:
+        """Plan ``act_spontaneous`` at a future tick."""
+        k = self._k
+        if type(tick) is not int:
+            tick = self._as_tick(tick, "plan")
+        if tick <= k.tick or self._terminating:
+            self._refuse_plan(tick, "plan")
+        k._agenda.plan(tick, self._aai)
+
+    def add_spontaneous_ticks(self, ticks: Iterable[int]) -> None:
+        for tick in ticks:
+            self.add_spontaneous_tick(tick)
+
+    def schedule_in(self, n_ticks: int) -> None:
+        """Plan ``act_spontaneous`` ``n_ticks`` (>= 1) ticks from now."""
+        if not isinstance(n_ticks, numbers.Integral) or isinstance(n_ticks, bool) or n_ticks < 1:
+            raise PlanningError(
+                f"actor {self._aai} ({type(self).__name__}) at tick {self._k.tick}: "
+                f"schedule_in needs a whole number of ticks >= 1; got {n_ticks!r}"
+            )
+        self.add_spontaneous_tick(self._k.tick + int(n_ticks))
+
+    def withdraw_spontaneous_tick(self, tick: int) -> None:
+        """Cancel an earlier plan for a future tick."""
+        k = self._k
+        if type(tick) is not int:
+            tick = self._as_tick(tick, "withdraw")
+        if tick <= k.tick:
+            self._refuse_plan(tick, "withdraw")
+        if not k._agenda.withdraw(tick, self._aai):
+            raise PlanningError(
+                f"actor {self._aai} ({type(self).__name__}) cannot withdraw tick {tick}: "
+                f"it had not planned it"
+            )
+
+    def _as_tick(self, tick: Any, verb: str) -> int:
+        if isinstance(tick, numbers.Integral) and not isinstance(tick, bool):
+            return int(tick)
+        self._refuse_plan(tick, verb)
+
+    def _refuse_plan(self, tick: Any, verb: str) -> NoReturn:
+        who = f"actor {self._aai} ({type(self).__name__})"
+        now = self._k.tick
+        if not isinstance(tick, int) or isinstance(tick, bool):
+            why = f"a tick is a whole number; got {tick!r}"
+        elif self._terminating:
+            why = "it has declared its termination"
+        elif tick == now:
+            why = "it is the current tick; plan a later one, e.g. schedule_in(1)"
+        else:
+            why = f"it is in the past (current tick {now})"
+        raise PlanningError(f"{who} cannot {verb} tick {tick}: {why}")
+
+    # --- life cycle --------------------------------------------------------
+    def create_actor(
+        self, cls: type[Actor], *, hint: Any = None, tag: Any = None, **kwargs: Any
+    ) -> None:
+        """Ask for a new actor; its AAI arrives next diasca in ``on_actor_created``."""
+        if not (isinstance(cls, type) and issubclass(cls, Actor)):
+            raise SimulationError(
+                f"actor {self._aai} ({type(self).__name__}): create_actor needs a subclass "
+                f"of engine.Actor; got {cls!r}"
+            )
+        self._ncreated += 1
+        self._k._creations.append((self._aai, self._ncreated, cls, hint, tag, kwargs))
+
+    def declare_termination(self) -> None:
+        """Leave the simulation at the end of the current tick."""
+        if not self._terminating:
+            self._terminating = True
+            self._k._terminate(self)
+
+    # --- results -----------------------------------------------------------
+    def record(self, probe_name: str, value: Any) -> None:
+        """Record a number or a small vector for this actor at the current tick."""
+        k = self._k
+        k._probes.record(probe_name, k.tick, self._aai, value)
+
+
+_API = frozenset(name for name in vars(Actor) if not name.startswith("_"))
+
+
+def handlers_of(cls: type) -> frozenset[str]:
+    """Names a message may call on ``cls``: its public methods outside the Actor API."""
+    names = set()
+    for name in dir(cls):
+        if name.startswith("_") or name in _API:
+            continue
+        if callable(getattr(cls, name, None)):
+            names.add(name)
+    return frozenset(names)
+
+
+def _check_target(k: Kernel, sender: Actor, target_aai: Any, handler: Any) -> str:
+    """Why a send is refused, as one line for the user."""
+    who = f"actor {sender._aai} ({type(sender).__name__}) at tick {k.tick} diasca {k.diasca}"
+    if type(target_aai) is not int or not 0 < target_aai < len(k._class_of):
+        return f"{who} sent '{handler}' to {target_aai!r}, which is no actor's AAI"
+    cls = k._classes[k._class_of[target_aai]]
+    if not isinstance(handler, str):
+        return f"{who}: the handler must be a method name (str); got {handler!r}"
+    if handler in _API:
+        return (
+            f"{who} sent '{handler}' to actor {target_aai} ({cls.__name__}): '{handler}' belongs "
+            f"to the Actor API, not to a message handler"
+        )
+    return (
+        f"{who} sent '{handler}' to actor {target_aai}, but class {cls.__name__} has no "
+        f"handler '{handler}'; define `def {handler}(self, sender, ...)` on {cls.__name__}"
+    )
+
+
+def _raise_bad_send(k: Kernel, sender: Actor, target_aai: Any, handler: Any) -> None:
+    raise MessageError(_check_target(k, sender, target_aai, handler))

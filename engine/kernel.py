@@ -1,0 +1,346 @@
+"""The per-rank simulation kernel: ticks, diascas, messages, creation, deletion.
+
+One ``Kernel`` runs the actors of one rank. Each diasca it runs, in order,
+the constructors and ``on_first_diasca`` of new actors, ``on_actor_created``
+notices, ``act_spontaneous`` (diasca 0 only) and message handlers. Then it
+exchanges cross-rank messages and joins the consensus through its transport,
+which decides for every rank alike: another diasca, a jump to a tick, or stop.
+"""
+
+from __future__ import annotations
+
+import random as _pyrandom
+import time
+import traceback
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+from .actor import Actor, handlers_of
+from .agenda import Agenda
+from .errors import MessageError, SimulationError
+from .probes import ProbeStore
+from .random import Random, stream_key
+from .transport import Failure, LocalTransport, Placement, Report, RoundRobin, Transport
+
+MODES = ("reproducible", "ergodic", "fastest")
+
+
+@dataclass(slots=True)
+class RunStats:
+    """What happened during a run, on this rank (``messages`` etc.) or globally (ticks)."""
+
+    ticks: int = 0
+    diascas: int = 0
+    messages: int = 0
+    spontaneous: int = 0
+    created: int = 0
+    deleted: int = 0
+    wall_s: float = 0.0
+    last_tick: int = 0
+    status: str = "completed"
+    failures: list[Failure] = field(default_factory=list)
+
+    @property
+    def events(self) -> int:
+        """Messages processed plus spontaneous actions: the work a run did."""
+        return self.messages + self.spontaneous
+
+
+@dataclass(slots=True)
+class _InitialBlock:
+    first_aai: int
+    count: int
+    cls: type
+    kwargs: dict
+
+
+class Kernel:
+    """Runs one rank of a simulation. See the module docstring for one diasca's steps."""
+
+    def __init__(
+        self,
+        *,
+        tick_duration: float = 1.0,
+        stop_tick: int | None = None,
+        seed: int = 0,
+        mode: str = "reproducible",
+        transport: Transport | None = None,
+        placement: Placement | None = None,
+        probes: ProbeStore | None = None,
+        run_order_seed: int | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+        if not tick_duration > 0:
+            raise ValueError(f"tick_duration must be > 0 seconds; got {tick_duration!r}")
+        self.tick_duration = float(tick_duration)
+        self.stop_tick = stop_tick
+        self.seed = seed
+        self.mode = mode
+        self.transport: Transport = transport if transport is not None else LocalTransport()
+        self.placement: Placement = placement or RoundRobin(self.transport.size)
+        self._probes = probes if probes is not None else ProbeStore()
+        self._rank = self.transport.rank
+        self.tick = 0
+        self.diasca = 0
+        self.stats = RunStats()
+        # Replicated directory, indexed by AAI (slot 0 unused): rank and class.
+        self._rank_of = array("i", [-1])
+        self._class_of = array("i", [-1])
+        self._classes: list[type] = []
+        self._class_index: dict[type, int] = {}
+        self._handlers: list[frozenset[str]] = []
+        self._next_aai = 1
+        # Local state.
+        self._actors: dict[int, Actor] = {}
+        self._agenda = Agenda()
+        self._inbox: dict[int, list] = {}
+        self._outbox: dict[int, list] = {}
+        self._creations: list = []
+        self._terminating: list[Actor] = []
+        self._initial: list[_InitialBlock] = []
+        self._born: list[tuple[int, type, dict]] = []  # (aai, cls, kwargs) built next diasca
+        self._notices: list[tuple[int, int, Any]] = []  # (creator, created, tag) next diasca
+        self._changed = False  # a termination was declared this diasca
+        self._interrupted = False
+        self._current: tuple[int, str] = (0, "engine")  # where a model failure happened
+        self._shuffle = _pyrandom.Random(run_order_seed).shuffle if run_order_seed is not None else None
+        self.on_tick = None  # optional callback(kernel) at each new tick, for progress displays
+
+    # --- setup -------------------------------------------------------------
+    @property
+    def probes(self) -> ProbeStore:
+        return self._probes
+
+    @property
+    def actor_count(self) -> int:
+        """Actors alive on this rank."""
+        return len(self._actors)
+
+    def actor(self, aai: int) -> Actor | None:
+        """A local actor by AAI (for tests and tools; models never hold references)."""
+        return self._actors.get(aai)
+
+    def _class_id(self, cls: type) -> int:
+        idx = self._class_index.get(cls)
+        if idx is None:
+            idx = self._class_index[cls] = len(self._classes)
+            self._classes.append(cls)
+            self._handlers.append(handlers_of(cls))
+        return idx
+
+    def add_actors(
+        self, cls: type[Actor], count: int = 1, hint: Any = None, **kwargs: Any
+    ) -> range:
+        """Declare initial actors before ``run``; returns their AAIs, consecutive."""
+        if not (isinstance(cls, type) and issubclass(cls, Actor)):
+            raise TypeError(f"{cls!r} is not a subclass of engine.Actor")
+        first = self._next_aai
+        cid = self._class_id(cls)
+        place, rank = self.placement.place, self._rank
+        mine = 0
+        for aai in range(first, first + count):
+            r = place(aai, cls, hint, 0)
+            self._rank_of.append(r)
+            mine += r == rank
+        self._class_of.extend(array("i", [cid]) * count)
+        self._next_aai += count
+        if mine:
+            self._initial.append(_InitialBlock(first, count, cls, kwargs))
+        return range(first, first + count)
+
+    def interrupt(self) -> None:
+        """Ask for a clean stop at the end of the current tick (signal-safe)."""
+        self._interrupted = True
+
+    # --- the run -------------------------------------------------------------
+    def run(self) -> RunStats:
+        """Run until stop_tick, until nothing is planned, or until a failure."""
+        stats = self.stats
+        start = time.perf_counter()
+        transport = self.transport
+        tick, diasca = 0, 0
+        stats.ticks = 1
+        while True:
+            self.tick, self.diasca = tick, diasca
+            stats.diascas += 1
+            failure = self._run_diasca(tick, diasca)
+            outgoing, self._outbox = self._outbox, {}
+            incoming = transport.exchange(outgoing)
+            if incoming:
+                self._accept(incoming)
+            report = Report(
+                active=bool(self._inbox or outgoing or self._creations or self._changed),
+                next_tick=self._agenda.next_tick(),
+                creations=self._creations,
+                failures=[failure] if failure else [],
+                interrupt=self._interrupted,
+            )
+            self._creations, self._changed = [], False
+            decision = transport.agree(report)
+            if decision.failures:
+                stats.status, stats.failures = "failed", decision.failures
+                break
+            self._place_creations(decision.creations)
+            if decision.active:
+                diasca += 1
+                continue
+            # The tick is over: the last diasca was quiet everywhere.
+            self._remove_terminated()
+            nxt = decision.next_tick
+            if decision.interrupt:
+                stats.status = "interrupted"
+                break
+            if nxt is None or (self.stop_tick is not None and nxt >= self.stop_tick):
+                break
+            tick, diasca = nxt, 0
+            stats.ticks += 1
+            if self.on_tick is not None:
+                self.tick, self.diasca = tick, 0
+                self.on_tick(self)
+        stats.last_tick = tick
+        stats.wall_s = time.perf_counter() - start
+        self._probes.flush()
+        return stats
+
+    def _run_diasca(self, tick: int, diasca: int) -> Failure | None:
+        actors = self._actors
+        inbox, self._inbox = self._inbox, {}  # what was sent last diasca; new sends wait
+        aai, handler = 0, "engine"
+        try:
+            if self._initial or self._born:
+                handler = "__init__"
+                fresh = self._construct()
+                handler = "on_first_diasca"
+                for actor in fresh:
+                    aai = actor._aai
+                    actor.on_first_diasca()
+            if self._notices:
+                handler = "on_actor_created"
+                notices, self._notices = self._notices, []
+                for aai, created, tag in notices:
+                    actors[aai].on_actor_created(created, tag)
+            if diasca == 0:
+                handler = "act_spontaneous"
+                planned = self._agenda.pop(tick)
+                if self._shuffle is not None:
+                    planned = sorted(planned)
+                    self._shuffle(planned)
+                self.stats.spontaneous += len(planned)
+                for aai in planned:
+                    actors[aai].act_spontaneous()
+            if inbox:
+                handler = "messages"
+                self._deliver(inbox, tick, diasca)
+        except Exception as exc:  # a model failed: report it, the consensus stops all ranks
+            if handler in ("__init__", "messages"):
+                aai, handler = self._current
+            actor = actors.get(aai)
+            return Failure(
+                aai=aai,
+                class_name=type(actor).__name__ if actor is not None else "?",
+                handler=handler,
+                tick=tick,
+                diasca=diasca,
+                message=f"{type(exc).__name__}: {exc}",
+                traceback=traceback.format_exc(),
+                rank=self._rank,
+            )
+        return None
+
+    def _deliver(self, inbox: dict[int, list], tick: int, diasca: int) -> None:
+        actors = self._actors
+        mode = self.mode
+        items = list(inbox.items())
+        if self._shuffle is not None:
+            items.sort()
+            self._shuffle(items)
+        processed = 0
+        for target, msgs in items:
+            actor = actors.get(target)
+            self._current = (target, "messages")
+            if actor is None:
+                s, _, h, _ = msgs[0]
+                raise MessageError(
+                    f"actor {s} sent '{h}' to actor {target}, which had already terminated "
+                    f"(delivery at tick {tick} diasca {diasca})"
+                )
+            if len(msgs) > 1 and mode != "fastest":
+                msgs.sort()
+                if mode == "ergodic":
+                    actor._random.shuffle(msgs)
+            processed += len(msgs)
+            for sender, _, handler, args in msgs:
+                self._current = (target, handler)
+                getattr(actor, handler)(sender, *args)
+        self.stats.messages += processed
+
+    def _construct(self) -> list[Actor]:
+        """Build the actors due at this diasca (slots first, then the model's __init__)."""
+        fresh: list[Actor] = []
+        seed, rank_of, rank = self.seed, self._rank_of, self._rank
+        init = Actor.__init__
+
+        def build(aai: int, cls: type, kwargs: dict) -> None:
+            actor = cls.__new__(cls)
+            actor._k = self
+            actor._aai = aai
+            actor._random = Random(stream_key(seed, aai))
+            actor._seq = 0
+            actor._ncreated = 0
+            actor._terminating = False
+            self._actors[aai] = actor
+            self._current = (aai, "__init__")
+            if cls.__init__ is not init or kwargs:
+                actor.__init__(**kwargs)
+            fresh.append(actor)
+
+        for block in self._initial:
+            for aai in range(block.first_aai, block.first_aai + block.count):
+                if rank_of[aai] == rank:
+                    build(aai, block.cls, block.kwargs)
+        self._initial = []
+        for aai, cls, kwargs in self._born:
+            build(aai, cls, kwargs)
+        self._born = []
+        if self._shuffle is not None:
+            self._shuffle(fresh)
+        return fresh
+
+    def _place_creations(self, creations: list) -> None:
+        """Give AAIs to this diasca's creations, in canonical order, and place them."""
+        if not creations:
+            return
+        rank = self._rank
+        for creator, _, cls, hint, tag, kwargs in creations:
+            aai = self._next_aai
+            self._next_aai += 1
+            r = self.placement.place(aai, cls, hint, creator)
+            self._rank_of.append(r)
+            self._class_of.append(self._class_id(cls))
+            if r == rank:
+                self._born.append((aai, cls, kwargs))
+            if self._rank_of[creator] == rank:
+                self._notices.append((creator, aai, tag))
+        self.stats.created += len(creations)
+
+    def _terminate(self, actor: Actor) -> None:
+        self._agenda.remove_actor(actor._aai)
+        self._terminating.append(actor)
+        self._changed = True
+
+    def _remove_terminated(self) -> None:
+        for actor in self._terminating:
+            del self._actors[actor._aai]
+        self.stats.deleted += len(self._terminating)
+        self._terminating = []
+
+    def _accept(self, envelopes: list) -> None:
+        inbox = self._inbox
+        for target, sender, seq, handler, args in envelopes:
+            box = inbox.get(target)
+            if box is None:
+                inbox[target] = [(sender, seq, handler, args)]
+            else:
+                box.append((sender, seq, handler, args))

@@ -1,0 +1,100 @@
+"""Per-actor random streams that are cheap to hold by the million.
+
+Each actor owns a counter-based generator: its whole state is a 64-bit key,
+derived from (seed, AAI) alone, and a draw counter. Draw ``n`` is a bijective
+64-bit mix (SplitMix64's finaliser) of ``key + n * golden``. Two plain integers
+are all there is to checkpoint or migrate, and no rank layout can change a draw.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import MutableSequence, Sequence
+from typing import TypeVar
+
+_MASK = (1 << 64) - 1
+_TWO64 = 1 << 64
+_GOLDEN = 0x9E3779B97F4A7C15
+_M1 = 0xBF58476D1CE4E5B9
+_M2 = 0x94D049BB133111EB
+_TO_UNIT = 2.0**-53
+_TWO_PI = 2.0 * math.pi
+
+T = TypeVar("T")
+
+
+def mix64(z: int) -> int:
+    """Bijective 64-bit finaliser: turns nearby integers into unrelated ones."""
+    z &= _MASK
+    z = ((z ^ (z >> 30)) * _M1) & _MASK
+    z = ((z ^ (z >> 27)) * _M2) & _MASK
+    return z ^ (z >> 31)
+
+
+def stream_key(seed: int, *parts: int) -> int:
+    """Key of the stream named by ``parts`` under ``seed``, e.g. (seed, AAI)."""
+    k = mix64(seed + _GOLDEN)
+    for p in parts:
+        k = mix64(k ^ mix64(p + _GOLDEN))
+    return k
+
+
+class Random:
+    """An actor's own generator: reproducible from (seed, AAI), 2 integers of state."""
+
+    __slots__ = ("_key", "_count")
+
+    def __init__(self, key: int, count: int = 0) -> None:
+        self._key = key
+        self._count = count
+
+    def _next64(self) -> int:
+        self._count += 1
+        z = (self._key + self._count * _GOLDEN) & _MASK
+        z = ((z ^ (z >> 30)) * _M1) & _MASK
+        z = ((z ^ (z >> 27)) * _M2) & _MASK
+        return z ^ (z >> 31)
+
+    @property
+    def state(self) -> tuple[int, int]:
+        """(key, draws so far): enough to rebuild the generator exactly."""
+        return (self._key, self._count)
+
+    def random(self) -> float:
+        """A float uniform on [0, 1), with 53 random bits."""
+        return (self._next64() >> 11) * _TO_UNIT
+
+    def integers(self, low: int, high: int) -> int:
+        """An integer uniform on [low, high), without modulo bias."""
+        span = high - low
+        if not 0 < span <= _MASK:
+            raise ValueError(f"integers({low}, {high}): need low < high and a span below 2**64")
+        if span & (span - 1) == 0:  # a power of two: the top bits are exactly uniform
+            return low + (self._next64() >> (65 - span.bit_length())) if span > 1 else low
+        threshold = _TWO64 - _TWO64 % span  # reject the incomplete last block
+        while True:
+            z = self._next64()
+            if z < threshold:
+                return low + z % span
+
+    def exponential(self, mean: float) -> float:
+        """An exponential variate of the given mean (inverse transform)."""
+        return -mean * math.log(1.0 - self.random())
+
+    def normal(self, mu: float = 0.0, sigma: float = 1.0) -> float:
+        """A normal variate (Box-Muller, two draws, nothing cached)."""
+        u1 = 1.0 - self.random()
+        u2 = self.random()
+        return mu + sigma * math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
+
+    def choice(self, seq: Sequence[T]) -> T:
+        """One element of a non-empty sequence, uniformly."""
+        if not seq:
+            raise ValueError("choice() from an empty sequence")
+        return seq[self.integers(0, len(seq))]
+
+    def shuffle(self, items: MutableSequence) -> None:
+        """Shuffle a list in place (Fisher-Yates)."""
+        for i in range(len(items) - 1, 0, -1):
+            j = self.integers(0, i + 1)
+            items[i], items[j] = items[j], items[i]

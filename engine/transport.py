@@ -1,0 +1,114 @@
+"""The seam between one rank's kernel and the others.
+
+The kernel runs one rank. Everything it needs from the rest of the world goes
+through a ``Transport``: one exchange of message batches and one consensus per
+diasca. ``LocalTransport`` is the single-process case; the MPI transport in
+``runtime`` implements the same two calls across ranks and s_groups.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# A cross-rank message: (target AAI, sender AAI, sender's sequence number, handler, args).
+Envelope = tuple[int, int, int, str, tuple]
+# A creation request: (creator AAI, creator's creation count, class, hint, tag, kwargs).
+Creation = tuple[int, int, type, Any, Any, dict]
+
+
+@dataclass(slots=True)
+class Failure:
+    """What a rank reports when a model (or the engine on its behalf) fails."""
+
+    aai: int
+    class_name: str
+    handler: str
+    tick: int
+    diasca: int
+    message: str
+    traceback: str = ""
+    rank: int = 0
+
+    def describe(self) -> str:
+        where = f"actor {self.aai} ({self.class_name})" if self.aai else "the engine"
+        return (
+            f"model failure in {where}, {self.handler}, at tick {self.tick} diasca {self.diasca}"
+            f" on rank {self.rank}: {self.message}"
+        )
+
+
+@dataclass(slots=True)
+class Report:
+    """One rank's end-of-diasca report, and after ``merge`` the global decision input.
+
+    ``active``: something was sent, created or deleted, so another diasca follows.
+    ``next_tick``: the smallest planned tick, None when nothing is planned.
+    """
+
+    active: bool = False
+    next_tick: int | None = None
+    creations: list[Creation] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    interrupt: bool = False
+
+    @staticmethod
+    def merge(reports: list[Report]) -> Report:
+        """Combine rank reports; the result does not depend on their order."""
+        ticks = [r.next_tick for r in reports if r.next_tick is not None]
+        creations = [c for r in reports for c in r.creations]
+        creations.sort(key=lambda c: (c[0], c[1]))
+        failures = [f for r in reports for f in r.failures]
+        failures.sort(key=lambda f: (f.rank, f.aai))
+        return Report(
+            active=any(r.active for r in reports),
+            next_tick=min(ticks) if ticks else None,
+            creations=creations,
+            failures=failures,
+            interrupt=any(r.interrupt for r in reports),
+        )
+
+
+class Transport(Protocol):
+    """What a kernel needs from the other ranks."""
+
+    rank: int
+    size: int
+
+    def exchange(self, outgoing: dict[int, list[Envelope]]) -> list[Envelope]:
+        """Deliver per-rank batches; return the envelopes addressed to this rank."""
+
+    def agree(self, report: Report) -> Report:
+        """The hierarchical consensus: every rank gets the same merged report."""
+
+
+class Placement(Protocol):
+    """Chooses the rank of each actor; AAIs never depend on it."""
+
+    def place(self, aai: int, cls: type, hint: Any, creator: int) -> int:
+        """Rank for actor ``aai``; ``creator`` is 0 for initial actors."""
+
+
+class LocalTransport:
+    """A single process: everything is local, the consensus is the own report."""
+
+    rank = 0
+    size = 1
+
+    def exchange(self, outgoing: dict[int, list[Envelope]]) -> list[Envelope]:
+        if outgoing:
+            raise RuntimeError("a single-rank run has no other rank to send to")
+        return []
+
+    def agree(self, report: Report) -> Report:
+        return Report.merge([report])
+
+
+class RoundRobin:
+    """Actor ``aai`` goes to rank ``(aai - 1) % size``."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+
+    def place(self, aai: int, cls: type, hint: Any, creator: int) -> int:
+        return (aai - 1) % self.size
