@@ -85,6 +85,8 @@ class Actor:
     def send(self, target_aai: int, handler: str, *args: Any) -> None:
         """Call ``target.handler(self.aai, *args)`` at the next diasca."""
         k = self._k
+        if type(target_aai) is not int:
+            target_aai = _as_aai(k, self, target_aai, handler)
         try:
             known = handler in k._handlers[k._class_of[target_aai]] and target_aai > 0
         except (IndexError, TypeError):
@@ -200,7 +202,7 @@ def handlers_of(cls: type) -> frozenset[str]:
 def _check_target(k: Kernel, sender: Actor, target_aai: Any, handler: Any) -> str:
     """Why a send is refused, as one line for the user."""
     who = f"actor {sender._aai} ({type(sender).__name__}) at tick {k.tick} diasca {k.diasca}"
-    if type(target_aai) is not int or not 0 < target_aai < len(k._class_of):
+    if type(target_aai) is not int or not 0 < target_aai < len(k._class_of):  # bools too
         return f"{who} sent '{handler}' to {target_aai!r}, which is no actor's AAI"
     cls = k._classes[k._class_of[target_aai]]
     if not isinstance(handler, str):
@@ -216,5 +218,12 @@ def _check_target(k: Kernel, sender: Actor, target_aai: Any, handler: Any) -> st
     )
 
 
-def _raise_bad_send(k: Kernel, sender: Actor, target_aai: Any, handler: Any) -> None:
+def _as_aai(k: Kernel, sender: Actor, target_aai: Any, handler: Any) -> int:
+    """Accept NumPy integers as AAIs; refuse bools and everything else."""
+    if isinstance(target_aai, numbers.Integral) and not isinstance(target_aai, bool):
+        return int(target_aai)
+    _raise_bad_send(k, sender, target_aai, handler)
+
+
+def _raise_bad_send(k: Kernel, sender: Actor, target_aai: Any, handler: Any) -> NoReturn:
     raise MessageError(_check_target(k, sender, target_aai, handler))

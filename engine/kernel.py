@@ -9,6 +9,7 @@ which decides for every rank alike: another diasca, a jump to a tick, or stop.
 
 from __future__ import annotations
 
+import copy
 import random as _pyrandom
 import time
 import traceback
@@ -18,7 +19,7 @@ from typing import Any
 
 from .actor import Actor, handlers_of
 from .agenda import Agenda
-from .errors import MessageError, SimulationError
+from .errors import MessageError
 from .probes import ProbeStore
 from .random import Random, stream_key
 from .transport import Failure, LocalTransport, Placement, Report, RoundRobin, Transport
@@ -45,6 +46,17 @@ class RunStats:
     def events(self) -> int:
         """Messages processed plus spontaneous actions: the work a run did."""
         return self.messages + self.spontaneous
+
+
+def _immutable(value: Any) -> bool:
+    """True when ``value`` can be shared between actors without copying."""
+    if isinstance(value, (int, float, complex, str, bytes, type(None), range)):
+        return True
+    if isinstance(value, (tuple, frozenset)):
+        return all(_immutable(v) for v in value)
+    if isinstance(value, dict):  # the kwargs themselves: fresh per call, values matter
+        return all(_immutable(v) for v in value.values())
+    return False
 
 
 @dataclass(slots=True)
@@ -74,6 +86,8 @@ class Kernel:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
         if not tick_duration > 0:
             raise ValueError(f"tick_duration must be > 0 seconds; got {tick_duration!r}")
+        if stop_tick is not None and stop_tick < 1:
+            raise ValueError(f"stop_tick must be >= 1 (tick 0 always runs); got {stop_tick!r}")
         self.tick_duration = float(tick_duration)
         self.stop_tick = stop_tick
         self.seed = seed
@@ -105,7 +119,9 @@ class Kernel:
         self._changed = False  # a termination was declared this diasca
         self._interrupted = False
         self._current: tuple[int, str] = (0, "engine")  # where a model failure happened
-        self._shuffle = _pyrandom.Random(run_order_seed).shuffle if run_order_seed is not None else None
+        self._shuffle = (
+            _pyrandom.Random(run_order_seed).shuffle if run_order_seed is not None else None
+        )
         self.on_tick = None  # optional callback(kernel) at each new tick, for progress displays
 
     # --- setup -------------------------------------------------------------
@@ -131,9 +147,13 @@ class Kernel:
         return idx
 
     def add_actors(
-        self, cls: type[Actor], count: int = 1, hint: Any = None, **kwargs: Any
+        self, cls: type[Actor], count: int = 1, hint: Any = None, /, **kwargs: Any
     ) -> range:
-        """Declare initial actors before ``run``; returns their AAIs, consecutive."""
+        """Declare initial actors before ``run``; returns their AAIs, consecutive.
+
+        ``kwargs`` go to each instance's constructor; mutable ones are copied per
+        instance, so that no two actors share state.
+        """
         if not (isinstance(cls, type) and issubclass(cls, Actor)):
             raise TypeError(f"{cls!r} is not a subclass of engine.Actor")
         first = self._next_aai
@@ -236,10 +256,9 @@ class Kernel:
         except Exception as exc:  # a model failed: report it, the consensus stops all ranks
             if handler in ("__init__", "messages"):
                 aai, handler = self._current
-            actor = actors.get(aai)
             return Failure(
                 aai=aai,
-                class_name=type(actor).__name__ if actor is not None else "?",
+                class_name=self._classes[self._class_of[aai]].__name__ if aai > 0 else "?",
                 handler=handler,
                 tick=tick,
                 diasca=diasca,
@@ -251,30 +270,35 @@ class Kernel:
 
     def _deliver(self, inbox: dict[int, list], tick: int, diasca: int) -> None:
         actors = self._actors
-        mode = self.mode
-        items = list(inbox.items())
+        sort, ergodic = self.mode != "fastest", self.mode == "ergodic"
+        items = inbox.items()
         if self._shuffle is not None:
-            items.sort()
+            items = sorted(items)
             self._shuffle(items)
         processed = 0
-        for target, msgs in items:
-            actor = actors.get(target)
-            self._current = (target, "messages")
-            if actor is None:
-                s, _, h, _ = msgs[0]
-                raise MessageError(
-                    f"actor {s} sent '{h}' to actor {target}, which had already terminated "
-                    f"(delivery at tick {tick} diasca {diasca})"
-                )
-            if len(msgs) > 1 and mode != "fastest":
-                msgs.sort()
-                if mode == "ergodic":
-                    actor._random.shuffle(msgs)
-            processed += len(msgs)
-            for sender, _, handler, args in msgs:
-                self._current = (target, handler)
-                getattr(actor, handler)(sender, *args)
-        self.stats.messages += processed
+        target, handler = 0, "messages"
+        try:
+            for target, msgs in items:
+                actor = actors.get(target)
+                if actor is None:
+                    sender, _, handler, _ = msgs[0]
+                    raise MessageError(
+                        f"actor {sender} sent '{handler}' to actor {target}, which had already "
+                        f"terminated "
+                        f"(delivery at tick {tick} diasca {diasca})"
+                    )
+                if sort and len(msgs) > 1:
+                    msgs.sort()
+                    if ergodic:
+                        actor._random.shuffle(msgs)
+                processed += len(msgs)
+                for sender, _, handler, args in msgs:
+                    getattr(actor, handler)(sender, *args)
+        except Exception:
+            self._current = (target, handler)
+            raise
+        finally:
+            self.stats.messages += processed
 
     def _construct(self) -> list[Actor]:
         """Build the actors due at this diasca (slots first, then the model's __init__)."""
@@ -282,7 +306,9 @@ class Kernel:
         seed, rank_of, rank = self.seed, self._rank_of, self._rank
         init = Actor.__init__
 
-        def build(aai: int, cls: type, kwargs: dict) -> None:
+        def build(aai: int, cls: type, kwargs: dict, shared: bool = False) -> None:
+            if shared:
+                kwargs = copy.deepcopy(kwargs)
             actor = cls.__new__(cls)
             actor._k = self
             actor._aai = aai
@@ -291,15 +317,16 @@ class Kernel:
             actor._ncreated = 0
             actor._terminating = False
             self._actors[aai] = actor
-            self._current = (aai, "__init__")
             if cls.__init__ is not init or kwargs:
+                self._current = (aai, "__init__")
                 actor.__init__(**kwargs)
             fresh.append(actor)
 
         for block in self._initial:
+            shared = block.count > 1 and not _immutable(block.kwargs)
             for aai in range(block.first_aai, block.first_aai + block.count):
                 if rank_of[aai] == rank:
-                    build(aai, block.cls, block.kwargs)
+                    build(aai, block.cls, block.kwargs, shared)
         self._initial = []
         for aai, cls, kwargs in self._born:
             build(aai, cls, kwargs)

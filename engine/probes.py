@@ -89,8 +89,10 @@ class ProbeStore:
             self._flush(name, series)
 
     def _open(self, name: str, value: object) -> _Series | None:
-        if not isinstance(name, str) or not name:
-            raise SimulationError(f"a probe name must be a non-empty string; got {name!r}")
+        if not isinstance(name, str) or not name or "/" in name:
+            raise SimulationError(
+                f"a probe name must be a non-empty string without '/'; got {name!r}"
+            )
         if self._wanted is not None and not self._wanted(name):
             self._series[name] = None
             return None

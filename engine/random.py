@@ -62,7 +62,12 @@ class Random:
 
     def random(self) -> float:
         """A float uniform on [0, 1), with 53 random bits."""
-        return (self._next64() >> 11) * _TO_UNIT
+        # _next64 inlined: this is the hottest draw.
+        self._count = c = self._count + 1
+        z = (self._key + c * _GOLDEN) & _MASK
+        z = ((z ^ (z >> 30)) * _M1) & _MASK
+        z = ((z ^ (z >> 27)) * _M2) & _MASK
+        return ((z ^ (z >> 31)) >> 11) * _TO_UNIT
 
     def integers(self, low: int, high: int) -> int:
         """An integer uniform on [low, high), without modulo bias."""

@@ -1,0 +1,1 @@
+"""Models shipped with pydiasca: each subpackage is one model (soda, phold, ...)."""

@@ -1,0 +1,1 @@
+"""Everything between ranks and around a run: transport, scenarios, results, CLI."""

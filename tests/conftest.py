@@ -1,0 +1,41 @@
+"""Shared helpers: run actors on a bare kernel and read back their probes."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from engine import Kernel, MemorySink, ProbeStore  # noqa: E402
+from runtime.results import canonical_series, digest_of  # noqa: E402
+
+
+def series(kernel: Kernel, name: str) -> list[tuple[int, int, object]]:
+    """A probe's rows as (tick, aai, value) in canonical order; vectors become tuples."""
+    chunks = kernel.probes.sink.chunks.get(name, [])
+    if not chunks:
+        return []
+    ticks, aais, values = canonical_series(chunks)
+    return [
+        (int(t), int(a), tuple(v.tolist()) if values.ndim == 2 else v.item())
+        for t, a, v in zip(ticks, aais, values, strict=True)
+    ]
+
+
+def kernel_digest(kernel: Kernel) -> str:
+    chunks = kernel.probes.sink.chunks
+    return digest_of({name: canonical_series(parts) for name, parts in chunks.items()})
+
+
+@pytest.fixture
+def make_kernel():
+    def make(**kwargs) -> Kernel:
+        kwargs.setdefault("probes", ProbeStore(MemorySink()))
+        return Kernel(**kwargs)
+
+    return make

@@ -1,0 +1,639 @@
+"""Scenario loading: the happy path, and the exact message of every error kind."""
+
+import pickle
+import sys
+import textwrap
+
+import pytest
+
+from engine import Actor, Kernel
+from runtime.scenario import ScenarioError, load_scenario, parse_duration
+
+MODEL = """
+from engine import Actor
+
+
+class Shop(Actor):
+    pass
+
+
+class Customer(Actor):
+    def __init__(self, shop, budget=10):
+        self.shop = shop
+        self.budget = budget
+
+
+class Node(Actor):
+    def __init__(self, peers=(), **extra):
+        self.peers = list(peers)
+
+
+class Ring(Actor):
+    def __init__(self, next_node, hops=0):
+        self.next_node = next_node
+        self.hops = hops
+        self.seen = 0
+
+    def on_first_diasca(self):
+        if self.hops:
+            self.send(self.next_node, "token", self.hops)
+
+    def token(self, sender, left):
+        self.seen += 1
+        if left > 1:
+            self.send(self.next_node, "token", left - 1)
+
+
+class Plain:
+    pass
+
+
+def helper():
+    pass
+"""
+
+SIM = "[simulation]\n"
+SHOP = '[[actors]]\nclass = "model.py:Shop"\n'
+CUSTOMER = '[[actors]]\nclass = "model.py:Customer"\n'
+DURATION_HELP = (
+    'expected a number of seconds or a duration such as "90s", "15min" or "1h30min" '
+    "(units: ms, s, min, h, d, w)"
+)
+
+
+@pytest.fixture
+def write(tmp_path):
+    """Write a scenario (and model.py, broken.py) into tmp_path; return its path."""
+    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "broken.py").write_text("from engine import Actor\n\nx = 1 / 0\n")
+
+    def write(text, name="s.toml"):
+        path = tmp_path / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+        return path
+
+    return write
+
+
+def message(path, overrides=()):
+    """The one-line message load_scenario gives for a bad scenario."""
+    with pytest.raises(ScenarioError) as info:
+        load_scenario(str(path), overrides)
+    text = str(info.value)
+    assert "\n" not in text
+    return text
+
+
+# --- errors: exact messages --------------------------------------------------
+
+SHOP_AT = '[[actors]] #1 (class "model.py:Shop")'
+CUSTOMER_AT = '[[actors]] #1 (class "model.py:Customer")'
+
+ERRORS = {
+    "unknown section": (
+        SIM + SHOP + "[simulaton]\nname = 'x'\n",
+        "[simulaton]: unknown section; did you mean [simulation]? "
+        "known sections: [simulation], [[actors]], [results]",
+    ),
+    "unknown top-level key": (
+        "seed = 1\n" + SIM + SHOP,
+        "seed: unknown section; known sections: [simulation], [[actors]], [results]",
+    ),
+    "unknown key in [simulation]": (
+        "[simulation]\ntick_durtion = 1\n" + SHOP,
+        "[simulation] tick_durtion: unknown key; did you mean tick_duration? "
+        "allowed keys: name, tick_duration, stop_tick, duration, seed, mode",
+    ),
+    "unknown key in [[actors]]": (
+        SIM + SHOP + "cout = 2\n",
+        f"{SHOP_AT} cout: unknown key; did you mean count? "
+        "allowed keys: class, count, args, id, hint",
+    ),
+    "unknown key in [results]": (
+        SIM + SHOP + "[results]\noutput_dir = 'x'\n",
+        "[results] output_dir: unknown key; did you mean output? allowed keys: output",
+    ),
+    "TOML syntax": (
+        '[simulation]\nname = "a"\nseed 5\n',
+        "line 3: Expected '=' after a key in a key/value pair (column 6); "
+        "fix the TOML syntax there",
+    ),
+    "TOML syntax at end of file": (
+        "[simulation]\nname = ",
+        "end of file: Invalid value; fix the TOML syntax there",
+    ),
+    "missing [simulation]": (SHOP, "[simulation]: missing section; add a [simulation] table"),
+    "[simulation] not a table": (
+        "simulation = 5\n" + SHOP,
+        "[simulation]: got integer 5; expected a table",
+    ),
+    "tick_duration wrong type": (
+        "[simulation]\ntick_duration = 'fast'\n" + SHOP,
+        f'[simulation] tick_duration: got string "fast"; {DURATION_HELP}',
+    ),
+    "tick_duration zero": (
+        "[simulation]\ntick_duration = 0\n" + SHOP,
+        "[simulation] tick_duration: got integer 0; expected a duration > 0 seconds",
+    ),
+    "tick_duration negative": (
+        "[simulation]\ntick_duration = -0.5\n" + SHOP,
+        "[simulation] tick_duration: got float -0.5; expected a duration > 0 seconds",
+    ),
+    "tick_duration zero string": (
+        "[simulation]\ntick_duration = '0ms'\n" + SHOP,
+        '[simulation] tick_duration: got string "0ms"; expected a duration > 0 seconds',
+    ),
+    "bad duration string": (
+        "[simulation]\nduration = '8 hours'\n" + SHOP,
+        f'[simulation] duration: got string "8 hours"; {DURATION_HELP}',
+    ),
+    "duration not whole ticks": (
+        "[simulation]\ntick_duration = 0.7\nduration = '1s'\n" + SHOP,
+        "[simulation] duration: 1.0 s is not a whole number of 0.7 s ticks: the nearest, "
+        "1 tick(s) = 0.7 s, is off by 30.0% (limit 1.5%); use a shorter tick_duration "
+        "or a duration closer to a multiple of it",
+    ),
+    "stop_tick and duration": (
+        "[simulation]\nstop_tick = 10\nduration = '1h'\n" + SHOP,
+        "[simulation]: both stop_tick and duration are given; keep only one",
+    ),
+    "stop_tick zero": (
+        "[simulation]\nstop_tick = 0\n" + SHOP,
+        "[simulation] stop_tick: got integer 0; expected a whole number >= 1",
+    ),
+    "stop_tick float": (
+        "[simulation]\nstop_tick = 1.5\n" + SHOP,
+        "[simulation] stop_tick: got float 1.5; expected a whole number >= 1",
+    ),
+    "seed wrong type": (
+        "[simulation]\nseed = '5'\n" + SHOP,
+        '[simulation] seed: got string "5"; expected a whole number >= 0',
+    ),
+    "bad mode": (
+        "[simulation]\nmode = 'fast'\n" + SHOP,
+        '[simulation] mode: got string "fast"; expected one of reproducible, ergodic, fastest',
+    ),
+    "bad name": (
+        "[simulation]\nname = 'a/b'\n" + SHOP,
+        '[simulation] name: got string "a/b"; '
+        "expected a non-empty string without / or \\ (it names the results folder)",
+    ),
+    "output wrong type": (
+        SIM + SHOP + "[results]\noutput = 5\n",
+        "[results] output: got integer 5; expected a non-empty string",
+    ),
+    "no [[actors]]": (
+        SIM,
+        "[[actors]]: no actors; add at least one [[actors]] table with a class, "
+        'e.g. class = "model.py:Shop"',
+    ),
+    "[actors] written as a table": (
+        SIM + "[actors]\nclass = 'model.py:Shop'\n",
+        "[[actors]]: got a table; expected an array of tables: write [[actors]] before each entry",
+    ),
+    "actor entry not a table": (
+        "actors = ['x']\n" + SIM,
+        '[[actors]] #1: got string "x"; expected a table',
+    ),
+    "missing class": (
+        SIM + "[[actors]]\ncount = 2\n",
+        '[[actors]] #1: missing key class; add class = "package.module:Class" '
+        'or class = "path/to/file.py:Class"',
+    ),
+    "class without ':'": (
+        SIM + "[[actors]]\nclass = 'model.py.Shop'\n",
+        '[[actors]] #1 (class "model.py.Shop") class: got string "model.py.Shop"; '
+        'expected "package.module:Class" or "path/to/file.py:Class"',
+    ),
+    "missing module": (
+        SIM + "[[actors]]\nclass = 'no_such_pkg_xyz.models:Shop'\n",
+        '[[actors]] #1 (class "no_such_pkg_xyz.models:Shop") class: '
+        'no module named "no_such_pkg_xyz.models"; '
+        'check the spelling, or give a file: "path/to/file.py:Class"',
+    ),
+    "missing class in module": (
+        SIM + "[[actors]]\nclass = 'model.py:Shopp'\n",
+        '[[actors]] #1 (class "model.py:Shopp") class: "model.py" has no Shopp; '
+        "did you mean Shop? its Actor classes: Customer, Node, Ring, Shop",
+    ),
+    "not an Actor subclass": (
+        SIM + "[[actors]]\nclass = 'model.py:Plain'\n",
+        '[[actors]] #1 (class "model.py:Plain") class: Plain is not a subclass of '
+        "engine.Actor; name a class that subclasses engine.Actor",
+    ),
+    "a function, not a class": (
+        SIM + "[[actors]]\nclass = 'model.py:helper'\n",
+        '[[actors]] #1 (class "model.py:helper") class: helper is not a subclass of '
+        "engine.Actor; name a class that subclasses engine.Actor",
+    ),
+    "module raises on import": (
+        SIM + "[[actors]]\nclass = 'broken.py:Shop'\n",
+        '[[actors]] #1 (class "broken.py:Shop") class: importing "broken.py" failed: '
+        "ZeroDivisionError: division by zero; fix that module",
+    ),
+    "count is a boolean": (
+        SIM + SHOP + "count = true\n",
+        f"{SHOP_AT} count: got boolean true; expected a whole number >= 0",
+    ),
+    "negative count": (
+        SIM + SHOP + "count = -1\n",
+        f"{SHOP_AT} count: got integer -1; expected a whole number >= 0",
+    ),
+    "args not a table": (
+        SIM + SHOP + "args = [1]\n",
+        f"{SHOP_AT} args: got an array; expected a table",
+    ),
+    "hint wrong type": (
+        SIM + SHOP + "hint = 1.5\n",
+        f"{SHOP_AT} hint: got float 1.5; expected a string or a whole number",
+    ),
+    "id with @": (
+        SIM + SHOP + "id = '@x'\n",
+        f'{SHOP_AT} id: got string "@x"; expected a non-empty string without "@"',
+    ),
+    "duplicate id": (
+        SIM + SHOP + "id = 'shop'\n" + SHOP + "id = 'shop'\n",
+        '[[actors]] #2 (class "model.py:Shop") id: id "shop" is already used by '
+        "[[actors]] #1; give each entry its own id",
+    ),
+    "id clashes with a counted entry": (
+        SIM + SHOP + "id = 'c'\ncount = 3\n" + SHOP + "id = 'c-1'\n",
+        '[[actors]] #2 (class "model.py:Shop") id: id "c-1" clashes with id "c" of '
+        '[[actors]] #1: both name an actor "c-1"; give each entry its own id',
+    ),
+    "counted entry clashes with an id": (
+        SIM + SHOP + "id = 'c-2'\n" + SHOP + "id = 'c-1-0'\n" + SHOP + "id = 'c'\ncount = 3\n",
+        '[[actors]] #3 (class "model.py:Shop") id: id "c" clashes with id "c-2" of '
+        '[[actors]] #1: both name an actor "c-2"; give each entry its own id',
+    ),
+    "unknown argument": (
+        SIM + CUSTOMER + "args = { shop = 1, budgett = 3 }\n",
+        f"{CUSTOMER_AT} args.budgett: unknown argument of Customer(); "
+        "did you mean budget? Customer() accepts: shop, budget",
+    ),
+    "missing argument": (
+        SIM + CUSTOMER + "args = { budget = 3 }\n",
+        f"{CUSTOMER_AT} args: missing required argument shop of Customer(); "
+        "add it to args, e.g. args = { shop = ... }",
+    ),
+    "dangling reference, close": (
+        SIM + CUSTOMER + "args = { shop = '@shopp' }\n" + SHOP + "id = 'shop'\n",
+        f'{CUSTOMER_AT} args.shop: dangling reference "@shopp"; did you mean "@shop"?',
+    ),
+    "dangling reference, nothing close": (
+        SIM + CUSTOMER + "args = { shop = '@nobody' }\n",
+        f'{CUSTOMER_AT} args.shop: dangling reference "@nobody"; '
+        'no actor has that id (write "@@nobody" for the string "@nobody")',
+    ),
+    "dangling reference past a count": (
+        SIM + "[[actors]]\nclass = 'model.py:Node'\nid = 'n'\ncount = 3\n"
+        "args = { peers = ['@n-1', '@n-3'] }\n",
+        '[[actors]] #1 (class "model.py:Node") args.peers[1]: dangling reference "@n-3"; '
+        'id "n" names 3 actors, "@n-0" to "@n-2"',
+    ),
+    "reference to a counted entry as a whole": (
+        SIM + "[[actors]]\nclass = 'model.py:Node'\nid = 'n'\ncount = 2\n"
+        "args = { peers = [{ first = '@n' }] }\n",
+        '[[actors]] #1 (class "model.py:Node") args.peers[0].first: dangling reference "@n"; '
+        'id "n" names 2 actors, "@n-0" to "@n-1"',
+    ),
+    "reference to an empty entry": (
+        SIM + SHOP + "id = 'none'\ncount = 0\n" + CUSTOMER + "args = { shop = '@none' }\n",
+        '[[actors]] #2 (class "model.py:Customer") args.shop: dangling reference "@none"; '
+        'id "none" names no actor (count = 0)',
+    ),
+}
+
+
+@pytest.mark.parametrize("text, expected", ERRORS.values(), ids=ERRORS.keys())
+def test_error_message(write, text, expected):
+    path = write(text)
+    assert message(path) == f"{path}: {expected}"
+
+
+@pytest.mark.parametrize("override", ["simulation.seed", "seed=5", ".seed=5", "simulation.=5"])
+def test_malformed_override(write, override):
+    path = write(SIM + SHOP)
+    assert message(path, [override]) == (
+        f"{path}: --set {override}: malformed override; "
+        "expected section.key=value, e.g. simulation.seed=5"
+    )
+
+
+@pytest.mark.parametrize(
+    "override, expected",
+    [
+        (
+            "simulaton.seed=5",
+            "--set simulaton.seed=5: section cannot be set; did you mean [simulation]? "
+            "only these sections can be set: [simulation], [results]",
+        ),
+        (
+            "actors.count=2",
+            "--set actors.count=2: section cannot be set; "
+            "only these sections can be set: [simulation], [results]",
+        ),
+        (
+            "simulation.sed=5",
+            "--set simulation.sed=5: unknown key of [simulation]; did you mean seed? "
+            "allowed keys: name, tick_duration, stop_tick, duration, seed, mode",
+        ),
+        ("simulation.seed=-3", "[simulation] seed: got integer -3; expected a whole number >= 0"),
+        (
+            "simulation.mode=fast",
+            '[simulation] mode: got string "fast"; expected one of reproducible, ergodic, fastest',
+        ),
+    ],
+)
+def test_override_error(write, override, expected):
+    path = write(SIM + SHOP)
+    assert message(path, [override]) == f"{path}: {expected}"
+
+
+def test_missing_scenario_file(tmp_path):
+    path = tmp_path / "nope.toml"
+    assert (
+        message(path) == f"{path}: cannot read the file (No such file or directory); check the path"
+    )
+
+
+def test_missing_model_file(write, tmp_path):
+    path = write(SIM + "[[actors]]\nclass = 'lib/nope.py:Shop'\n")
+    assert message(path) == (
+        f'{path}: [[actors]] #1 (class "lib/nope.py:Shop") class: '
+        f"no file {(tmp_path / 'lib' / 'nope.py').resolve()}; "
+        "paths are relative to the scenario file's folder"
+    )
+
+
+def test_missing_dependency_is_an_import_failure(write, tmp_path, monkeypatch):
+    package = tmp_path / "scn_pkg_dep"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "bad.py").write_text("import no_such_dependency_xyz\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(SIM + "[[actors]]\nclass = 'scn_pkg_dep.bad:Shop'\n")
+    assert message(path) == (
+        f'{path}: [[actors]] #1 (class "scn_pkg_dep.bad:Shop") class: '
+        'importing "scn_pkg_dep.bad" failed: ModuleNotFoundError: '
+        "No module named 'no_such_dependency_xyz'; fix that module"
+    )
+
+
+def test_error_without_file_or_place():
+    with pytest.raises(ScenarioError) as info:
+        parse_duration("soon", "[simulation] duration")
+    assert str(info.value) == f'[simulation] duration: got string "soon"; {DURATION_HELP}'
+    assert str(ScenarioError("plain message")) == "plain message"
+
+
+def test_message_is_one_line_even_if_a_module_raises_multiline(write, tmp_path):
+    (tmp_path / "multi.py").write_text("raise RuntimeError('first\\nsecond')\n")
+    path = write(SIM + "[[actors]]\nclass = 'multi.py:Shop'\n")
+    assert message(path).endswith("failed: RuntimeError: first second; fix that module")
+
+
+# --- the happy path ------------------------------------------------------------
+
+
+def test_defaults(write):
+    path = write(SIM + SHOP)
+    s = load_scenario(path)
+    assert s.path == path.resolve()
+    assert s.text == SIM + SHOP
+    assert (s.name, s.tick_duration, s.stop_tick, s.seed, s.mode, s.output) == (
+        "s",
+        1.0,
+        None,
+        None,
+        "reproducible",
+        None,
+    )
+    [entry] = s.actors
+    assert entry.cls.__name__ == "Shop" and issubclass(entry.cls, Actor)
+    assert (entry.class_ref, entry.count, entry.first_aai, entry.args) == (
+        "model.py:Shop",
+        1,
+        1,
+        {},
+    )
+    assert (entry.id, entry.hint) == (None, None)
+    assert s.data == {"simulation": {}, "actors": [{"class": "model.py:Shop"}]}
+
+
+def test_all_keys(write):
+    path = write(
+        """
+        [simulation]
+        name = "soda"
+        tick_duration = "20ms"
+        duration = "1s"
+        seed = 7
+        mode = "ergodic"
+
+        [[actors]]
+        class = "model.py:Shop"
+        hint = 3
+
+        [results]
+        output = "runs/soda"
+        """
+    )
+    s = load_scenario(path)
+    assert (s.name, s.tick_duration, s.stop_tick, s.seed, s.mode) == (
+        "soda",
+        0.02,
+        50,
+        7,
+        "ergodic",
+    )
+    assert s.output == "runs/soda"
+    assert s.actors[0].hint == 3
+
+
+def test_aais_ids_and_references(write):
+    path = write(
+        """
+        [simulation]
+
+        [[actors]]
+        class = "model.py:Customer"
+        id = "c"
+        count = 3
+        args = { shop = "@shop", budget = ["@c-0", { last = "@c-2" }, "@@literal", "@@@x"] }
+
+        [[actors]]
+        class = "model.py:Node"
+        count = 0
+
+        [[actors]]
+        class = "model.py:Shop"
+        id = "shop"
+        args = { customers = ["@c-0", "@c-1", "@c-2"], me = "@shop", tag = "plain" }
+
+        [[actors]]
+        class = "model.py:Node"
+        count = 2
+        """
+    )
+    customers, empty, shop, nodes = load_scenario(path).actors
+    assert [e.first_aai for e in (customers, empty, shop, nodes)] == [1, 4, 4, 5]
+    assert customers.args == {"shop": 4, "budget": [1, {"last": 3}, "@literal", "@@x"]}
+    assert shop.args == {"customers": [1, 2, 3], "me": 4, "tag": "plain"}
+    assert (customers.id, shop.id, nodes.id) == ("c", "shop", None)
+
+
+def test_references_leave_the_document_untouched(write):
+    path = write(SIM + SHOP + "id = 'shop'\n" + CUSTOMER + "args = { shop = '@shop' }\n")
+    s = load_scenario(path)
+    assert s.actors[1].args == {"shop": 1}
+    assert s.data["actors"][1]["args"] == {"shop": "@shop"}
+
+
+def test_cyclic_references_run_in_the_kernel(write):
+    path = write(
+        """
+        [simulation]
+        seed = 1
+
+        [[actors]]
+        class = "model.py:Ring"
+        id = "a"
+        args = { next_node = "@b", hops = 4 }
+
+        [[actors]]
+        class = "model.py:Ring"
+        id = "b"
+        args = { next_node = "@c" }
+
+        [[actors]]
+        class = "model.py:Ring"
+        id = "c"
+        args = { next_node = "@a" }
+        """
+    )
+    s = load_scenario(path)
+    kernel = Kernel(tick_duration=s.tick_duration, stop_tick=s.stop_tick, seed=s.seed, mode=s.mode)
+    for entry in s.actors:
+        kernel.add_actors(entry.cls, entry.count, entry.hint, **entry.args)
+    kernel.run()
+    assert [kernel.actor(aai).seen for aai in (1, 2, 3)] == [1, 2, 1]
+
+
+def test_actor_without_constructor_takes_any_args(write):
+    path = write(SIM + SHOP + "args = { anything = 1, nested = { x = [1, 2] } }\n")
+    assert load_scenario(path).actors[0].args == {"anything": 1, "nested": {"x": [1, 2]}}
+
+
+def test_var_keyword_constructor_takes_any_args(write):
+    path = write(SIM + "[[actors]]\nclass = 'model.py:Node'\nargs = { peers = [], extra = 1 }\n")
+    assert load_scenario(path).actors[0].args == {"peers": [], "extra": 1}
+
+
+def test_user_file_is_loaded_once_and_picklable(write):
+    path = write(SIM + SHOP)
+    first = load_scenario(path).actors[0].cls
+    again = load_scenario(path).actors[0].cls
+    assert first is again
+    assert first.__module__.startswith("pydiasca_user_")
+    assert sys.modules[first.__module__].Shop is first
+    assert pickle.loads(pickle.dumps(first)) is first
+
+
+def test_user_files_with_the_same_name_do_not_clash(write, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "model.py").write_text(
+            f"from engine import Actor\n\nclass Shop(Actor):\n    KIND = {folder!r}\n"
+        )
+    path = write(
+        SIM + "[[actors]]\nclass = 'a/model.py:Shop'\n[[actors]]\nclass = 'b/model.py:Shop'\n"
+    )
+    a, b = load_scenario(path).actors
+    assert (a.cls.KIND, b.cls.KIND) == ("a", "b")
+    assert a.cls.__module__ != b.cls.__module__
+
+
+def test_paths_are_relative_to_the_scenario(write, tmp_path, monkeypatch):
+    path = write(SIM + "[[actors]]\nclass = '../model.py:Shop'\n", name="sub/s.toml")
+    monkeypatch.chdir("/")
+    assert load_scenario(path).actors[0].cls.__name__ == "Shop"
+
+
+def test_dotted_class_reference(write, tmp_path, monkeypatch):
+    package = tmp_path / "scn_pkg_ok"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "things.py").write_text(
+        "from engine import Actor\n\nclass Thing(Actor):\n    pass\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    path = write(SIM + "[[actors]]\nclass = 'scn_pkg_ok.things:Thing'\n")
+    assert load_scenario(path).actors[0].cls.__module__ == "scn_pkg_ok.things"
+
+
+def test_overrides(write):
+    path = write("[simulation]\nname = 'base'\nseed = 1\n" + SHOP)
+    s = load_scenario(
+        path,
+        [
+            "simulation.name=foo",
+            "simulation.seed=5",
+            'simulation.mode="fastest"',
+            "simulation.stop_tick = 10",
+            "results.output=out/x",
+        ],
+    )
+    assert (s.name, s.seed, s.mode, s.stop_tick, s.output) == ("foo", 5, "fastest", 10, "out/x")
+    assert s.data["simulation"]["seed"] == 5
+    assert s.data["results"] == {"output": "out/x"}
+    assert "seed = 1" in s.text  # the text stays as read
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [
+        ("8h", 28800),
+        ("1h30min", 5400),
+        ("1h 30min", 5400),
+        ("1.5h", 5400),
+        ("90s", 90),
+        ("15min", 900),
+        ("3d", 259200),
+        ("2w", 1209600),
+        ("500ms", 0.5),
+        (" 20 ms ", 0.02),
+        (90, 90.0),
+        (0.25, 0.25),
+    ],
+)
+def test_parse_duration(text, seconds):
+    assert parse_duration(text, "here") == pytest.approx(seconds)
+
+
+@pytest.mark.parametrize(
+    "text", ["", "8 hours", "1h30", "-5s", "h", "1H", "5m", True, [1], float("inf"), 0, -1]
+)
+def test_parse_duration_refuses(text):
+    with pytest.raises(ScenarioError):
+        parse_duration(text, "here")
+
+
+@pytest.mark.parametrize(
+    "tick, duration, stop_tick",
+    [(1, '"8h"', 28800), (1, '"1h30min"', 5400), (0.5, "90", 180), ('"20ms"', '"1s"', 50)],
+)
+def test_duration_becomes_stop_tick(write, tick, duration, stop_tick):
+    path = write(f"[simulation]\ntick_duration = {tick}\nduration = {duration}\n" + SHOP)
+    assert load_scenario(path).stop_tick == stop_tick
+
+
+def test_ids_with_dashes_resolve_unambiguously(write):
+    path = write(
+        SIM
+        + "[[actors]]\nclass = 'model.py:Shop'\nid = 'c-1'\ncount = 2\n"
+        + "[[actors]]\nclass = 'model.py:Shop'\nid = 'c'\ncount = 2\n"
+        + "[[actors]]\nclass = 'model.py:Shop'\nargs = { to = ['@c-1', '@c-1-0', '@c-0'] }\n"
+    )
+    assert load_scenario(path).actors[2].args == {"to": [4, 1, 3]}
