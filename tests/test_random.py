@@ -1,0 +1,110 @@
+"""The per-actor generators: reproducible from (seed, AAI), and statistically sane."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from engine import Random
+from engine.random import stream_key
+
+N = 40_000
+
+
+def gen(seed: int = 1, aai: int = 1) -> Random:
+    return Random(stream_key(seed, aai))
+
+
+def test_streams_depend_on_seed_and_aai_only():
+    a = [gen(1, 5).random() for _ in range(3)]
+    assert a == [gen(1, 5).random() for _ in range(3)]
+    draws = lambda g: [g.random() for _ in range(5)]  # noqa: E731
+    assert draws(gen(1, 5)) == draws(gen(1, 5))
+    assert draws(gen(1, 5)) != draws(gen(1, 6))
+    assert draws(gen(1, 5)) != draws(gen(2, 5))
+
+
+def test_state_rebuilds_the_generator():
+    g = gen(3, 9)
+    for _ in range(17):
+        g.random()
+    twin = Random(*g.state)
+    assert [g.random() for _ in range(10)] == [twin.random() for _ in range(10)]
+
+
+def test_uniform_mean_variance_and_chi_square():
+    g = gen()
+    xs = [g.random() for _ in range(N)]
+    assert all(0.0 <= x < 1.0 for x in xs)
+    mean = sum(xs) / N
+    var = sum((x - mean) ** 2 for x in xs) / N
+    assert abs(mean - 0.5) < 4 * math.sqrt(1 / 12 / N)
+    assert abs(var - 1 / 12) < 0.003
+    bins = [0] * 20
+    for x in xs:
+        bins[int(x * 20)] += 1
+    expected = N / 20
+    chi2 = sum((b - expected) ** 2 / expected for b in bins)
+    assert chi2 < 43.8  # 19 degrees of freedom, p = 0.001
+
+
+def test_neighbouring_streams_are_uncorrelated():
+    n = 5000
+    xs = [gen(1, aai).random() for aai in range(1, n + 1)]
+    ys = [gen(1, aai).random() for aai in range(2, n + 2)]
+    mx, my = sum(xs) / n, sum(ys) / n
+    cov = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=True)) / n
+    assert abs(cov / (1 / 12)) < 4 / math.sqrt(n)
+
+
+@pytest.mark.parametrize("low, high", [(0, 2), (0, 6), (-3, 4), (10, 11), (0, 1 << 40)])
+def test_integers_cover_the_range_uniformly(low, high):
+    g = gen(7)
+    span = high - low
+    draws = [g.integers(low, high) for _ in range(N // 4)]
+    assert all(low <= d < high for d in draws)
+    if span <= 6:
+        counts = [draws.count(v) for v in range(low, high)]
+        expected = len(draws) / span
+        chi2 = sum((c - expected) ** 2 / expected for c in counts)
+        assert chi2 < 20.5  # at most 6 degrees of freedom, p = 0.002
+    else:
+        assert abs(sum(draws) / len(draws) - (low + high - 1) / 2) < span * 0.02
+
+
+def test_integers_refuse_empty_ranges():
+    with pytest.raises(ValueError, match="need low < high"):
+        gen().integers(3, 3)
+
+
+def test_exponential_and_normal_moments():
+    g = gen(11)
+    ex = [g.exponential(2.5) for _ in range(N)]
+    assert min(ex) >= 0
+    assert abs(sum(ex) / N - 2.5) < 4 * 2.5 / math.sqrt(N)
+    nx = [g.normal(3.0, 2.0) for _ in range(N)]
+    mean = sum(nx) / N
+    var = sum((x - mean) ** 2 for x in nx) / N
+    assert abs(mean - 3.0) < 4 * 2.0 / math.sqrt(N)
+    assert abs(var - 4.0) < 0.15
+    within = sum(abs(x - 3.0) < 2.0 for x in nx) / N
+    assert abs(within - 0.6827) < 0.015
+
+
+def test_choice_and_shuffle():
+    g = gen(5)
+    seq = ["a", "b", "c"]
+    picks = [g.choice(seq) for _ in range(3000)]
+    assert {p: picks.count(p) for p in seq} == pytest.approx({p: 1000 for p in seq}, abs=120)
+    with pytest.raises(ValueError):
+        g.choice([])
+    items = list(range(10))
+    g.shuffle(items)
+    assert sorted(items) == list(range(10)) and items != list(range(10))
+    firsts = [0] * 4
+    for _ in range(4000):
+        xs = [0, 1, 2, 3]
+        g.shuffle(xs)
+        firsts[xs[0]] += 1
+    assert all(abs(f - 1000) < 120 for f in firsts)
