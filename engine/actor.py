@@ -113,7 +113,7 @@ class Actor:
             tick = self._as_tick(tick, "plan")
         if tick <= k.tick or self._terminating:
             self._refuse_plan(tick, "plan")
-        k._agenda.plan(tick, self._aai)
+        k._plan(tick, self._aai)
 
     def add_spontaneous_ticks(self, ticks: Iterable[int]) -> None:
         for tick in ticks:

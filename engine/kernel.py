@@ -10,6 +10,7 @@ which decides for every rank alike: another diasca, a jump to a tick, or stop.
 from __future__ import annotations
 
 import copy
+import gc
 import random as _pyrandom
 import time
 import traceback
@@ -109,6 +110,7 @@ class Kernel:
         # Local state.
         self._actors: dict[int, Actor] = {}
         self._agenda = Agenda()
+        self._plan = self._agenda.plan  # bound once: planning is on the hot path
         self._inbox: dict[int, list] = {}
         self._outbox: dict[int, list] = {}
         self._creations: list = []
@@ -118,6 +120,7 @@ class Kernel:
         self._notices: list[tuple[int, int, Any]] = []  # (creator, created, tag) next diasca
         self._changed = False  # a termination was declared this diasca
         self._interrupted = False
+        self._fresh = False  # actors were built this diasca: freeze them out of the GC
         self._current: tuple[int, str] = (0, "engine")  # where a model failure happened
         self._shuffle = (
             _pyrandom.Random(run_order_seed).shuffle if run_order_seed is not None else None
@@ -177,6 +180,17 @@ class Kernel:
     # --- the run -------------------------------------------------------------
     def run(self) -> RunStats:
         """Run until stop_tick, until nothing is planned, or until a failure."""
+        # Actors are long-lived and numerous: keep the cyclic garbage collector
+        # off them (gc.freeze after they are built) and let it run less often.
+        thresholds = gc.get_threshold()
+        gc.set_threshold(max(thresholds[0], 50_000), thresholds[1], thresholds[2])
+        try:
+            return self._run()
+        finally:
+            gc.set_threshold(*thresholds)
+            gc.unfreeze()
+
+    def _run(self) -> RunStats:
         stats = self.stats
         start = time.perf_counter()
         transport = self.transport
@@ -186,6 +200,9 @@ class Kernel:
             self.tick, self.diasca = tick, diasca
             stats.diascas += 1
             failure = self._run_diasca(tick, diasca)
+            if self._fresh:
+                gc.freeze()
+                self._fresh = False
             outgoing, self._outbox = self._outbox, {}
             incoming = transport.exchange(outgoing)
             if incoming:
@@ -303,6 +320,7 @@ class Kernel:
     def _construct(self) -> list[Actor]:
         """Build the actors due at this diasca (slots first, then the model's __init__)."""
         fresh: list[Actor] = []
+        self._fresh = True
         seed, rank_of, rank = self.seed, self._rank_of, self._rank
         init = Actor.__init__
 

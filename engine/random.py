@@ -77,9 +77,15 @@ class Random:
         if span & (span - 1) == 0:  # a power of two: the top bits are exactly uniform
             return low + (self._next64() >> (65 - span.bit_length())) if span > 1 else low
         threshold = _TWO64 - _TWO64 % span  # reject the incomplete last block
+        key, c = self._key, self._count
         while True:
-            z = self._next64()
+            c += 1
+            z = (key + c * _GOLDEN) & _MASK
+            z = ((z ^ (z >> 30)) * _M1) & _MASK
+            z = ((z ^ (z >> 27)) * _M2) & _MASK
+            z ^= z >> 31
             if z < threshold:
+                self._count = c
                 return low + z % span
 
     def exponential(self, mean: float) -> float:

@@ -1,0 +1,67 @@
+"""Smoke test of benchmarks/phold.py: it runs, prints its tables, and counts alike.
+
+No timing is asserted: the figures depend on the machine. What is checked is
+that the engine and both SimPy forms of PHOLD process comparable events: with
+mean 1.0 every increment is one tick, so all three process exactly
+``LPs * (ticks - 1)`` events; with another mean the engine's random streams
+differ from SimPy's, so its count only has to be close.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPT = ROOT / "benchmarks" / "phold.py"
+
+
+def test_phold_benchmark_quick(tmp_path: Path) -> None:
+    out = tmp_path / "phold.json"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPT), "--quick", "--no-memory", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard only: --quick takes a few seconds
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = proc.stdout
+    for header in (
+        "LPs",
+        "ticks",
+        "events",
+        "wall s",
+        "events/s",
+        "peak RSS MB",
+        "engine/simpy-process",
+        "engine/simpy-callbacks",
+    ):
+        assert header in text, f"missing table header {header!r}:\n{text}"
+    assert "WARNING" not in text, text
+    assert "Memory at" not in text  # --no-memory
+
+    rates = json.loads(out.read_text())["rates"]
+    groups: dict[tuple[int, float], dict[str, dict]] = {}
+    for row in rates:
+        groups.setdefault((row["lps"], row["mean"]), {})[row["form"]] = row
+    assert {mean for _, mean in groups} == {1.0, 2.0}
+    for (lps, mean), forms in groups.items():
+        assert set(forms) == {"engine", "simpy-process", "simpy-callbacks"}
+        ticks = {r["ticks"] for r in forms.values()}
+        assert len(ticks) == 1, f"forms ran different tick counts: {ticks}"
+        (t,) = ticks
+        counts = {form: r["events"] for form, r in forms.items()}
+        for form, r in forms.items():
+            assert r["events"] > 0 and r["wall_s"] > 0 and r["peak_rss"] > 0, (form, r)
+            assert f"{form:<16}{r['events']:>12}" in text  # the row is printed
+        # Both SimPy forms draw the same numbers in the same order: same events.
+        assert counts["simpy-process"] == counts["simpy-callbacks"], counts
+        if mean == 1.0:
+            assert counts["engine"] == lps * (t - 1), counts
+            assert counts["engine"] == counts["simpy-process"], counts
+        else:
+            ratio = counts["engine"] / counts["simpy-process"]
+            assert 0.8 < ratio < 1.25, counts
