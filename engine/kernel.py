@@ -126,6 +126,7 @@ class Kernel:
             _pyrandom.Random(run_order_seed).shuffle if run_order_seed is not None else None
         )
         self.on_tick = None  # optional callback(kernel) at each new tick, for progress displays
+        self.global_events = 0  # events processed on all ranks, as of the last consensus
 
     # --- setup -------------------------------------------------------------
     @property
@@ -213,9 +214,13 @@ class Kernel:
                 creations=self._creations,
                 failures=[failure] if failure else [],
                 interrupt=self._interrupted,
+                tick=tick,
+                diasca=diasca,
+                events=stats.messages + stats.spontaneous,
             )
             self._creations, self._changed = [], False
             decision = transport.agree(report)
+            self.global_events = decision.events
             if decision.failures:
                 stats.status, stats.failures = "failed", decision.failures
                 break

@@ -51,6 +51,9 @@ class Report:
     creations: list[Creation] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
     interrupt: bool = False
+    tick: int = 0
+    diasca: int = 0
+    events: int = 0  # events processed so far (summed over ranks once merged)
 
     @staticmethod
     def merge(reports: list[Report]) -> Report:
@@ -66,6 +69,9 @@ class Report:
             creations=creations,
             failures=failures,
             interrupt=any(r.interrupt for r in reports),
+            tick=reports[0].tick,
+            diasca=reports[0].diasca,
+            events=sum(r.events for r in reports),
         )
 
 

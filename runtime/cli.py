@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from engine import MODES, Kernel
 
 from . import runner
+from .launch import ROUTINGS, LaunchError, World, launched_size, relaunch, world
+from .placement import POLICIES
 from .scenario import ScenarioError, load_scenario
 
 EXIT_BAD_INPUT = 2
@@ -52,6 +54,11 @@ def _parser() -> argparse.ArgumentParser:
         help="override one scenario setting (repeatable), e.g. --set simulation.seed=7",
     )
     run.add_argument("--out", metavar="DIR", help="run folder (default results/<name>-<time>)")
+    dist = run.add_argument_group("distribution (see docs/clusters.md)")
+    dist.add_argument("--ranks", type=int, metavar="N", help="start N local MPI ranks")
+    dist.add_argument("--group-size", type=int, metavar="G", help="ranks per s_group")
+    dist.add_argument("--routing", choices=ROUTINGS, help="cross-group message routing")
+    dist.add_argument("--placement", choices=POLICIES, help="load-balancing policy")
     return parser
 
 
@@ -76,7 +83,7 @@ class _Progress:
         self.next_update = now + self.PERIOD_S
         if self._bar is None:
             self._open()
-        rate = kernel.stats.events / max(now - self.start, 1e-9)
+        rate = kernel.global_events / max(now - self.start, 1e-9)
         self._bar.update(
             self._task,
             completed=kernel.tick,
@@ -126,25 +133,100 @@ def _summary(outcome: runner.RunOutcome, tick_duration: float) -> str:
         f"{s.deleted:,} deleted",
         f"  wall time         {s.wall_s:.3f} s, {rate:,.0f} messages/s",
         f"  mode              {outcome.mode}, seed {outcome.seed}",
+        *_placement_lines(outcome),
         f"  results folder    {outcome.run_dir}",
         f"results digest: {outcome.digest}",
     ]
     return "\n".join(lines)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _check_args(args: argparse.Namespace) -> str | None:
+    for flag, value in (
+        ("--stop-tick", args.stop_tick),
+        ("--ranks", args.ranks),
+        ("--group-size", args.group_size),
+    ):
+        if value is not None and value < 1:
+            return f"{flag} must be >= 1; got {value}"
+    return None
+
+
+def _relaunch_args(argv: Sequence[str]) -> list[str]:
+    """The command line without --ranks, for the ranks that mpiexec starts."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--ranks":
+            skip = True
+        elif not arg.startswith("--ranks="):
+            out.append(arg)
+    return out
+
+
+def _placement_lines(outcome: runner.RunOutcome) -> list[str]:
+    r = outcome.report
+    if outcome.ranks == 1 or not r:
+        return []
+    per_rank = r["per_rank"]
+    peers = max(p["peers"] for p in per_rank)
+    return [
+        f"  ranks             {outcome.ranks} in {r['groups']} group(s); "
+        f"actors per rank {r['actors_per_rank']}",
+        f"  actors per group  {r['actors_per_group']}",
+        f"  crossing          {r['cross_rank_fraction']:.1%} of messages crossed ranks, "
+        f"{r['cross_group_fraction']:.1%} crossed groups; at most {peers} peer(s) per rank",
+    ]
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    problem = _check_args(args)
+    if problem is not None:
+        print(f"error: {problem}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        if args.ranks and args.ranks > 1 and launched_size() == 1:
+            return relaunch(args.ranks, _relaunch_args(argv))
+        w = world()
+    except LaunchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.ranks and args.ranks != w.size:
+        if w.rank == 0:
+            print(
+                f"error: --ranks {args.ranks} asked for, but this MPI job has {w.size} ranks; "
+                f"drop --ranks when starting with mpiexec or srun",
+                file=sys.stderr,
+            )
+        return EXIT_BAD_INPUT
+    try:
+        return _run_here(args, w)
+    except Exception:  # an engine bug on one rank must not leave the others waiting
+        if w.size == 1:
+            raise
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
+        w.abort(EXIT_FAILED)
+        return EXIT_FAILED
+
+
+def _run_here(args: argparse.Namespace, w: World) -> int:
+    root = w.rank == 0
     try:
         scenario = load_scenario(args.scenario, args.set)
     except ScenarioError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    if args.stop_tick is not None and args.stop_tick < 1:
-        print(f"error: --stop-tick must be >= 1; got {args.stop_tick}", file=sys.stderr)
+        if root:
+            print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     progress = (
         _Progress(args.stop_tick or scenario.stop_tick, scenario.tick_duration)
-        if sys.stdout.isatty()
+        if root and sys.stdout.isatty()
         else None
+    )
+    deployment = runner.Deployment(
+        group_size=args.group_size, routing=args.routing, placement=args.placement
     )
     try:
         outcome = runner.run_scenario(
@@ -153,15 +235,20 @@ def _run(args: argparse.Namespace) -> int:
             mode=args.mode,
             stop_tick=args.stop_tick,
             out=args.out,
+            deployment=deployment,
             on_tick=progress,
             handle_signals=True,
         )
     except runner.RunFolderError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if root:
+            print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     finally:
         if progress is not None:
             progress.close()
+    code = {"failed": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED}.get(outcome.status, 0)
+    if not root:
+        return code
     if outcome.mode == "ergodic" and args.seed is None and scenario.seed is None:
         print(f"ergodic seed: {outcome.seed} (replay with --seed {outcome.seed})")
     for failure in outcome.failures:
@@ -169,17 +256,14 @@ def _run(args: argparse.Namespace) -> int:
         print(failure.traceback.rstrip(), file=sys.stderr)
         print(f"the run's report is in {outcome.run_dir / 'failure.txt'}", file=sys.stderr)
     print(_summary(outcome, scenario.tick_duration))
-    if outcome.status == "failed":
-        return EXIT_FAILED
-    if outcome.status == "interrupted":
-        return EXIT_INTERRUPTED
-    return 0
+    return code
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
     if args.command == "run":
-        return _run(args)
+        return _run(args, argv[argv.index("run") :])
     return EXIT_BAD_INPUT  # unreachable: argparse requires a known command
 
 

@@ -1,7 +1,8 @@
 """Running a loaded scenario: run folder, kernel set-up, signals, results.
 
-This is the one place that turns a ``Scenario`` into a finished run folder.
-The CLI and the tests both go through ``run_scenario``.
+This is the one place that turns a ``Scenario`` into a finished run folder, in
+one process or on every rank of an MPI job. The CLI and the tests both go
+through ``run_scenario``.
 """
 
 from __future__ import annotations
@@ -15,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from engine import Failure, Kernel, ProbeStore, RunStats
 
 from . import results
+from .launch import World, world
+from .placement import make_placement
 from .scenario import Scenario
 
 _log = logging.getLogger("pydiasca")
@@ -29,8 +33,18 @@ class RunFolderError(Exception):
 
 
 @dataclass
+class Deployment:
+    """How a run is spread over ranks; None fields fall back to the scenario's."""
+
+    group_size: int | None = None
+    routing: str | None = None
+    placement: str | None = None
+    watchdog_s: float | None = None
+
+
+@dataclass
 class RunOutcome:
-    """What a finished run left behind."""
+    """What a finished run left behind (the same on every rank)."""
 
     run_dir: Path
     digest: str
@@ -39,6 +53,8 @@ class RunOutcome:
     mode: str
     stop_tick: int | None
     initial_actors: int
+    ranks: int = 1
+    report: dict[str, Any] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
 
     @property
@@ -78,39 +94,66 @@ def run_scenario(
     mode: str | None = None,
     stop_tick: int | None = None,
     out: str | Path | None = None,
+    deployment: Deployment | None = None,
     on_tick: Callable[[Kernel], None] | None = None,
     handle_signals: bool = False,
     run_order_seed: int | None = None,
 ) -> RunOutcome:
-    """Run ``scenario`` in this process and write its run folder.
+    """Run ``scenario`` on this process's rank(s) and write its run folder.
 
     Arguments given here override the scenario's. An ergodic run without a
     seed draws a fresh one, logs it and stores it, so that it can be replayed.
+    Under MPI every rank calls this; rank 0 decides the folder and the seed.
     """
+    w = world()
+    dep = deployment or Deployment()
+    group_size = dep.group_size or scenario.group_size or w.size
+    routing = dep.routing or scenario.routing
+    policy = dep.placement or scenario.placement
+    watchdog_s = dep.watchdog_s or scenario.watchdog_s
     mode = mode or scenario.mode
-    if seed is None:
-        seed = scenario.seed
-    if seed is None:
-        seed = secrets.randbits(62) if mode == "ergodic" else 0
-    if stop_tick is None:
-        stop_tick = scenario.stop_tick
-    run_dir = prepare_run_dir(Path(out) if out is not None else default_run_dir(scenario))
-    shutil.copyfile(scenario.path, run_dir / "scenario.toml")
-    log_handler = _open_log(run_dir)
-    _log.info("run of %s (%s) in %s", scenario.name, scenario.path, run_dir)
-    _log.info("seed %d, mode %s, stop_tick %s", seed, mode, stop_tick)
+    seed = scenario.seed if seed is None else seed
+    stop_tick = scenario.stop_tick if stop_tick is None else stop_tick
 
-    staging = results.staging_path(run_dir, 0)
+    # Rank 0 chooses what must be the same everywhere, and proves the folder works.
+    choice: tuple[Path | None, int | None, str | None] = (None, None, None)
+    if w.rank == 0:
+        if seed is None:
+            seed = secrets.randbits(62) if mode == "ergodic" else 0
+        try:
+            run_dir = prepare_run_dir(Path(out) if out is not None else default_run_dir(scenario))
+            choice = (run_dir, seed, None)
+        except RunFolderError as exc:
+            choice = (None, seed, str(exc))
+    run_dir, seed, problem = w.bcast(choice)
+    if problem is not None:
+        raise RunFolderError(problem)
+    assert run_dir is not None and seed is not None
+
+    log_handler = None
+    if w.rank == 0:
+        shutil.copyfile(scenario.path, run_dir / "scenario.toml")
+        log_handler = _open_log(run_dir)
+        _log.info("run of %s (%s) in %s", scenario.name, scenario.path, run_dir)
+        _log.info("seed %d, mode %s, stop_tick %s, ranks %d", seed, mode, stop_tick, w.size)
+        if w.size > 1:
+            _log.info("group size %d, routing %s, placement %s", group_size, routing, policy)
+
+    transport = w.transport(group_size=group_size, routing=routing, watchdog_s=watchdog_s)
+    placement = make_placement(policy, size=w.size, group_size=group_size, scenario=scenario)
+    staging = results.staging_path(run_dir, w.rank)
     sink = results.StagingSink(staging)
     kernel = Kernel(
         tick_duration=scenario.tick_duration,
         stop_tick=stop_tick,
         seed=seed,
         mode=mode,
+        transport=transport,
+        placement=placement,
         probes=ProbeStore(sink),
         run_order_seed=run_order_seed,
     )
-    kernel.on_tick = on_tick
+    kernel.on_tick = on_tick if w.rank == 0 else None
     initial = 0
     for entry in scenario.actors:
         if entry.count:
@@ -128,39 +171,65 @@ def run_scenario(
         sink.close()
     ended = datetime.now(UTC)
 
-    for failure in stats.failures:
-        _log.error("%s\n%s", failure.describe(), failure.traceback)
-    metadata = {
-        "scenario": scenario.text,
-        "scenario_path": str(scenario.path),
-        "name": scenario.name,
-        "seed": seed,
-        "mode": mode,
-        "tick_duration": scenario.tick_duration,
-        "stop_tick": -1 if stop_tick is None else stop_tick,
-        "ranks": 1,
-        "status": stats.status,
-        "started_utc": started.isoformat(),
-        "ended_utc": ended.isoformat(),
-        "wall_s": stats.wall_s,
-        "ticks": stats.ticks,
-        "last_tick": stats.last_tick,
-        "diascas": stats.diascas,
-        "messages": stats.messages,
-        "initial_actors": initial,
-        "created": stats.created,
-        "deleted": stats.deleted,
-        "failure": "\n\n".join(f"{f.describe()}\n{f.traceback}" for f in stats.failures),
-        "git_commit": results.git_commit(),
-        **results.versions(),
-    }
-    t0 = time.perf_counter()
-    digest = results.finalize(run_dir, [staging], metadata)
-    _log.info("results written in %.2f s; digest %s", time.perf_counter() - t0, digest)
-    if stats.failures:
-        (run_dir / "failure.txt").write_text(metadata["failure"])
-    _log.removeHandler(log_handler)
-    log_handler.close()
+    per_rank = w.gather(_rank_figures(kernel, transport))
+    digest, report = "", {}
+    if w.rank == 0:
+        assert per_rank is not None
+        report = _placement_report(per_rank, placement, group_size)
+        stats.messages = sum(r["messages"] for r in per_rank)
+        stats.spontaneous = sum(r["spontaneous"] for r in per_rank)
+        stats.deleted = sum(r["deleted"] for r in per_rank)
+        for failure in stats.failures:
+            _log.error("%s\n%s", failure.describe(), failure.traceback)
+        metadata = {
+            "scenario": scenario.text,
+            "scenario_path": str(scenario.path),
+            "name": scenario.name,
+            "seed": seed,
+            "mode": mode,
+            "tick_duration": scenario.tick_duration,
+            "stop_tick": -1 if stop_tick is None else stop_tick,
+            "ranks": w.size,
+            "groups": report["groups"],
+            "group_size": group_size,
+            "routing": routing,
+            "placement": policy,
+            "status": stats.status,
+            "started_utc": started.isoformat(),
+            "ended_utc": ended.isoformat(),
+            "wall_s": stats.wall_s,
+            "ticks": stats.ticks,
+            "last_tick": stats.last_tick,
+            "diascas": stats.diascas,
+            "messages": stats.messages,
+            "initial_actors": initial,
+            "created": stats.created,
+            "deleted": stats.deleted,
+            "actors_per_rank": report["actors_per_rank"],
+            "actors_per_group": report["actors_per_group"],
+            "cross_rank_fraction": report["cross_rank_fraction"],
+            "cross_group_fraction": report["cross_group_fraction"],
+            "failure": "\n\n".join(f"{f.describe()}\n{f.traceback}" for f in stats.failures),
+            "git_commit": results.git_commit(),
+            "mpi_library": w.library,
+            **results.versions(),
+        }
+        w.barrier()  # every rank has closed its staging file
+        t0 = time.perf_counter()
+        staged = [results.staging_path(run_dir, r) for r in range(w.size)]
+        digest = results.finalize(run_dir, staged, metadata)
+        _log.info("results written in %.2f s; digest %s", time.perf_counter() - t0, digest)
+        if stats.failures:
+            (run_dir / "failure.txt").write_text(metadata["failure"])
+    else:
+        w.barrier()
+    digest, report, totals = w.bcast(
+        (digest, report, (stats.messages, stats.spontaneous, stats.deleted))
+    )
+    stats.messages, stats.spontaneous, stats.deleted = totals
+    if log_handler is not None:
+        _log.removeHandler(log_handler)
+        log_handler.close()
     return RunOutcome(
         run_dir=run_dir,
         digest=digest,
@@ -169,8 +238,57 @@ def run_scenario(
         mode=mode,
         stop_tick=stop_tick,
         initial_actors=initial,
+        ranks=w.size,
+        report=report,
         failures=stats.failures,
     )
+
+
+def _rank_figures(kernel: Kernel, transport: Any) -> dict[str, Any]:
+    figures = {
+        "actors": kernel.actor_count,
+        "messages": kernel.stats.messages,
+        "spontaneous": kernel.stats.spontaneous,
+        "deleted": kernel.stats.deleted,
+        "messages_out": 0,
+        "cross_group": 0,
+        "bytes_out": 0,
+        "peers": 0,
+        "exchange_s": 0.0,
+        "consensus_s": 0.0,
+    }
+    ex = getattr(transport, "stats", None)
+    if ex is not None:
+        figures.update(
+            messages_out=ex.messages_out,
+            cross_group=ex.cross_group,
+            bytes_out=ex.bytes_out,
+            peers=len(ex.peers),
+            exchange_s=ex.exchange_s,
+            consensus_s=ex.consensus_s,
+        )
+    return figures
+
+
+def _placement_report(per_rank: list[dict], placement: Any, group_size: int) -> dict[str, Any]:
+    """Actors per rank and group, and how much traffic crossed ranks and groups."""
+    size = len(per_rank)
+    per_rank_actors = [r["actors"] for r in per_rank]
+    n_groups = -(-size // group_size)
+    per_group = [
+        sum(per_rank_actors[g * group_size : (g + 1) * group_size]) for g in range(n_groups)
+    ]
+    messages = sum(r["messages"] for r in per_rank)
+    crossed = sum(r["messages_out"] for r in per_rank)
+    crossed_groups = sum(r["cross_group"] for r in per_rank)
+    return {
+        "groups": n_groups,
+        "actors_per_rank": per_rank_actors,
+        "actors_per_group": per_group,
+        "cross_rank_fraction": crossed / messages if messages else 0.0,
+        "cross_group_fraction": crossed_groups / messages if messages else 0.0,
+        "per_rank": per_rank,
+    }
 
 
 def _open_log(run_dir: Path) -> logging.Handler:
@@ -192,3 +310,6 @@ def _catch_signals(kernel: Kernel) -> dict:
     for signum in (signal.SIGINT, signal.SIGTERM):
         previous[signum] = signal.signal(signum, stop)
     return previous
+
+
+__all__ = ["Deployment", "RunFolderError", "RunOutcome", "World", "run_scenario"]

@@ -20,12 +20,16 @@ import re
 import sys
 import tomllib
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any, NoReturn
 
 from engine import MODES, Actor, TimeConversionError, seconds_to_ticks
+
+from .placement import POLICIES, class_weight
+
+ROUTINGS = ("direct", "s_group")
 
 
 class ScenarioError(Exception):
@@ -59,6 +63,7 @@ class ActorEntry:
     args: dict
     id: str | None
     hint: object | None
+    refs: list[int] = field(default_factory=list)  # AAIs its args reference, sorted, unique
 
 
 @dataclass
@@ -75,6 +80,11 @@ class Scenario:
     actors: list[ActorEntry]
     output: str | None
     data: dict
+    group_size: int | None = None  # None: one group of all ranks
+    routing: str = "direct"
+    watchdog_s: float = 60.0
+    placement: str = "round_robin"
+    weights: dict[type, float] = field(default_factory=dict)
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
@@ -193,6 +203,37 @@ def _hint(value: Any, where: str) -> str | int:
     return value
 
 
+def _one_of(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
+    def check(value: Any, where: str) -> str:
+        if type(value) is not str or value not in choices:
+            _expected(value, where, f"one of {', '.join(choices)}")
+        return value
+
+    return check
+
+
+def _positive(value: Any, where: str) -> float:
+    if not (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    ):
+        _expected(value, where, "a number > 0")
+    return float(value)
+
+
+def _seconds(value: Any, where: str) -> float:
+    if not (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    ):
+        _expected(value, where, "a number of seconds > 0")
+    return float(value)
+
+
 # Allowed keys of each table and their checkers: a new key is one line here.
 _SIMULATION_KEYS = {
     "name": _name,
@@ -204,9 +245,22 @@ _SIMULATION_KEYS = {
 }
 _ACTOR_KEYS = {"class": _text, "count": _whole(0), "args": _table, "id": _id, "hint": _hint}
 _RESULTS_KEYS = {"output": _text}
+_DEPLOYMENT_KEYS = {"group_size": _whole(1), "routing": _one_of(ROUTINGS), "watchdog_s": _seconds}
+_PLACEMENT_KEYS = {"policy": _one_of(POLICIES), "weights": _table}
 
-_SECTIONS = {"simulation": "[simulation]", "actors": "[[actors]]", "results": "[results]"}
-_OVERRIDABLE = {"simulation": _SIMULATION_KEYS, "results": _RESULTS_KEYS}
+_SECTIONS = {
+    "simulation": "[simulation]",
+    "actors": "[[actors]]",
+    "results": "[results]",
+    "deployment": "[deployment]",
+    "placement": "[placement]",
+}
+_OVERRIDABLE = {
+    "simulation": _SIMULATION_KEYS,
+    "results": _RESULTS_KEYS,
+    "deployment": _DEPLOYMENT_KEYS,
+    "placement": _PLACEMENT_KEYS,
+}
 
 
 def _check_keys(table: dict, keys: dict[str, Callable], where: str) -> dict:
@@ -247,8 +301,19 @@ def _load(path: Path, overrides: Iterable[str]) -> Scenario:
         raise ScenarioError("missing section", where="[simulation]", fix="add a [simulation] table")
     sim = _check_keys(_table(data["simulation"], "[simulation]"), _SIMULATION_KEYS, "[simulation]")
     results = _check_keys(_table(data.get("results", {}), "[results]"), _RESULTS_KEYS, "[results]")
+    deployment = _check_keys(
+        _table(data.get("deployment", {}), "[deployment]"), _DEPLOYMENT_KEYS, "[deployment]"
+    )
+    placement = _check_keys(
+        _table(data.get("placement", {}), "[placement]"), _PLACEMENT_KEYS, "[placement]"
+    )
     tick_duration = sim.get("tick_duration", 1.0)
     resolved = path.resolve()
+    actors = _actors(data.get("actors"), resolved.parent)
+    policy = placement.get("policy", "round_robin")
+    weights = _weights(placement.get("weights", {}), actors)
+    if policy == "least_loaded":
+        _check_class_weights(actors, weights)
     return Scenario(
         path=resolved,
         text=text,
@@ -257,9 +322,14 @@ def _load(path: Path, overrides: Iterable[str]) -> Scenario:
         stop_tick=_stop_tick(sim, tick_duration),
         seed=sim.get("seed"),
         mode=sim.get("mode", "reproducible"),
-        actors=_actors(data.get("actors"), resolved.parent),
+        actors=actors,
         output=results.get("output"),
         data=data,
+        group_size=deployment.get("group_size"),
+        routing=deployment.get("routing", "direct"),
+        watchdog_s=deployment.get("watchdog_s", 60.0),
+        placement=policy,
+        weights=weights,
     )
 
 
@@ -318,6 +388,51 @@ def _stop_tick(sim: dict, tick_duration: float) -> int | None:
         raise ScenarioError(str(error), where="[simulation] duration") from None
 
 
+# --- placement -----------------------------------------------------------------
+
+
+def _weights(table: dict, actors: list[ActorEntry]) -> dict[type, float]:
+    """``[placement] weights``: class strings of [[actors]] entries to weights > 0."""
+    classes: dict[str, type] = {}
+    for entry in actors:
+        classes.setdefault(entry.class_ref, entry.cls)
+    weights: dict[type, float] = {}
+    named_by: dict[type, str] = {}
+    for key, value in table.items():
+        where = f"[placement] weights.{_quote(key)}"
+        cls = classes.get(key)
+        if cls is None:
+            known = [_quote(ref) for ref in classes]
+            problem = f"no [[actors]] entry has class {_quote(key)}"
+            _unknown(problem, _quote(key), known, where, "the classes of [[actors]]")
+        weight = _positive(value, where)
+        if cls in named_by and weights[cls] != weight:
+            raise ScenarioError(
+                f"{_quote(key)} and {_quote(named_by[cls])} are the same class "
+                f"with different weights",
+                where=where,
+                fix="keep one of them",
+            )
+        weights[cls], named_by[cls] = weight, key
+    return weights
+
+
+def _check_class_weights(actors: list[ActorEntry], weights: dict[type, float]) -> None:
+    """Under least_loaded, a class's own numeric ``weight`` attribute must be > 0."""
+    for number, entry in enumerate(actors, 1):
+        if entry.cls in weights:
+            continue
+        try:
+            class_weight(entry.cls)
+        except ValueError:
+            value = entry.cls.weight
+            raise ScenarioError(
+                f"{entry.cls.__name__}.weight is {value!r}, which cannot be a placement weight",
+                where=f"[[actors]] #{number} (class {_quote(entry.class_ref)})",
+                fix="make it a number > 0, or give the class a weight in [placement] weights",
+            ) from None
+
+
 # --- actors ------------------------------------------------------------------
 
 
@@ -365,7 +480,9 @@ def _actors(items: Any, folder: Path) -> list[ActorEntry]:
         entries.append(entry)
         labels.append(label)
     for entry, label in zip(entries, labels, strict=True):
-        entry.args = _resolve(entry.args, ids, f"{label} args")
+        refs: set[int] = set()
+        entry.args = _resolve(entry.args, ids, f"{label} args", refs)
+        entry.refs = sorted(refs)
     return entries
 
 
@@ -413,8 +530,11 @@ def _register(
     ids[entry.id] = entry
 
 
-def _resolve(value: Any, ids: dict[str, ActorEntry], where: str) -> Any:
-    """``value`` with every "@id" string replaced by that actor's AAI ("@@x" is "@x")."""
+def _resolve(value: Any, ids: dict[str, ActorEntry], where: str, refs: set[int]) -> Any:
+    """``value`` with every "@id" string replaced by that actor's AAI ("@@x" is "@x").
+
+    The AAIs are also added to ``refs``.
+    """
     if isinstance(value, str) and value.startswith("@"):
         if value.startswith("@@"):
             return value[1:]
@@ -422,11 +542,12 @@ def _resolve(value: Any, ids: dict[str, ActorEntry], where: str) -> Any:
         if found is None:
             _dangling(value, ids, where)
         entry, index = found
+        refs.add(entry.first_aai + index)
         return entry.first_aai + index
     if isinstance(value, list):
-        return [_resolve(item, ids, f"{where}[{i}]") for i, item in enumerate(value)]
+        return [_resolve(item, ids, f"{where}[{i}]", refs) for i, item in enumerate(value)]
     if isinstance(value, dict):
-        return {key: _resolve(item, ids, f"{where}.{key}") for key, item in value.items()}
+        return {key: _resolve(item, ids, f"{where}.{key}", refs) for key, item in value.items()}
     return value
 
 

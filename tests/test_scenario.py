@@ -44,6 +44,14 @@ class Ring(Actor):
             self.send(self.next_node, "token", left - 1)
 
 
+class Heavy(Actor):
+    weight = 5
+
+
+class Broken(Actor):
+    weight = -1
+
+
 class Plain:
     pass
 
@@ -94,11 +102,13 @@ ERRORS = {
     "unknown section": (
         SIM + SHOP + "[simulaton]\nname = 'x'\n",
         "[simulaton]: unknown section; did you mean [simulation]? "
-        "known sections: [simulation], [[actors]], [results]",
+        "known sections: [simulation], [[actors]], [results], "
+        "[deployment], [placement]",
     ),
     "unknown top-level key": (
         "seed = 1\n" + SIM + SHOP,
-        "seed: unknown section; known sections: [simulation], [[actors]], [results]",
+        "seed: unknown section; known sections: [simulation], [[actors]], [results], "
+        "[deployment], [placement]",
     ),
     "unknown key in [simulation]": (
         "[simulation]\ntick_durtion = 1\n" + SHOP,
@@ -215,7 +225,7 @@ ERRORS = {
     "missing class in module": (
         SIM + "[[actors]]\nclass = 'model.py:Shopp'\n",
         '[[actors]] #1 (class "model.py:Shopp") class: "model.py" has no Shopp; '
-        "did you mean Shop? its Actor classes: Customer, Node, Ring, Shop",
+        "did you mean Shop? its Actor classes: Broken, Customer, Heavy, Node, Ring, Shop",
     ),
     "not an Actor subclass": (
         SIM + "[[actors]]\nclass = 'model.py:Plain'\n",
@@ -303,6 +313,81 @@ ERRORS = {
         '[[actors]] #2 (class "model.py:Customer") args.shop: dangling reference "@none"; '
         'id "none" names no actor (count = 0)',
     ),
+    "unknown key in [deployment]": (
+        SIM + SHOP + "[deployment]\ngroupsize = 4\n",
+        "[deployment] groupsize: unknown key; did you mean group_size? "
+        "allowed keys: group_size, routing, watchdog_s",
+    ),
+    "group_size zero": (
+        SIM + SHOP + "[deployment]\ngroup_size = 0\n",
+        "[deployment] group_size: got integer 0; expected a whole number >= 1",
+    ),
+    "group_size string": (
+        SIM + SHOP + "[deployment]\ngroup_size = '4'\n",
+        '[deployment] group_size: got string "4"; expected a whole number >= 1',
+    ),
+    "bad routing": (
+        SIM + SHOP + "[deployment]\nrouting = 'gateway'\n",
+        '[deployment] routing: got string "gateway"; expected one of direct, s_group',
+    ),
+    "watchdog_s zero": (
+        SIM + SHOP + "[deployment]\nwatchdog_s = 0\n",
+        "[deployment] watchdog_s: got integer 0; expected a number of seconds > 0",
+    ),
+    "watchdog_s duration string": (
+        SIM + SHOP + "[deployment]\nwatchdog_s = '1min'\n",
+        '[deployment] watchdog_s: got string "1min"; expected a number of seconds > 0',
+    ),
+    "[deployment] not a table": (
+        "deployment = 4\n" + SIM + SHOP,
+        "[deployment]: got integer 4; expected a table",
+    ),
+    "unknown key in [placement]": (
+        SIM + SHOP + "[placement]\npolicy = 'hint'\nweight = {}\n",
+        "[placement] weight: unknown key; did you mean weights? allowed keys: policy, weights",
+    ),
+    "unknown policy": (
+        SIM + SHOP + "[placement]\npolicy = 'metis'\n",
+        '[placement] policy: got string "metis"; '
+        "expected one of round_robin, hint, least_loaded, graph",
+    ),
+    "weights not a table": (
+        SIM + SHOP + "[placement]\nweights = 3\n",
+        "[placement] weights: got integer 3; expected a table",
+    ),
+    "weight of an unknown class": (
+        SIM + SHOP + CUSTOMER + "args = { shop = 1 }\n"
+        "[placement]\nweights = { 'model.py:Shopp' = 2 }\n",
+        '[placement] weights."model.py:Shopp": no [[actors]] entry has class "model.py:Shopp"; '
+        'did you mean "model.py:Shop"? '
+        'the classes of [[actors]]: "model.py:Shop", "model.py:Customer"',
+    ),
+    "weight of a class written differently": (
+        SIM + SHOP + "[placement]\nweights = { 'model:Shop' = 2 }\n",
+        '[placement] weights."model:Shop": no [[actors]] entry has class "model:Shop"; '
+        'did you mean "model.py:Shop"? the classes of [[actors]]: "model.py:Shop"',
+    ),
+    "weight zero": (
+        SIM + SHOP + "[placement]\nweights = { 'model.py:Shop' = 0 }\n",
+        '[placement] weights."model.py:Shop": got integer 0; expected a number > 0',
+    ),
+    "weight a string": (
+        SIM + SHOP + "[placement]\nweights = { 'model.py:Shop' = 'heavy' }\n",
+        '[placement] weights."model.py:Shop": got string "heavy"; expected a number > 0',
+    ),
+    "same class, two weights": (
+        SIM + SHOP + "[[actors]]\nclass = './model.py:Shop'\n"
+        "[placement]\nweights = { 'model.py:Shop' = 2, './model.py:Shop' = 3 }\n",
+        '[placement] weights."./model.py:Shop": "./model.py:Shop" and "model.py:Shop" '
+        "are the same class with different weights; keep one of them",
+    ),
+    "bad class weight under least_loaded": (
+        SIM + SHOP + "[[actors]]\nclass = 'model.py:Broken'\n"
+        "[placement]\npolicy = 'least_loaded'\n",
+        '[[actors]] #2 (class "model.py:Broken"): Broken.weight is -1, which cannot be a '
+        "placement weight; make it a number > 0, or give the class a weight in "
+        "[placement] weights",
+    ),
 }
 
 
@@ -327,17 +412,29 @@ def test_malformed_override(write, override):
         (
             "simulaton.seed=5",
             "--set simulaton.seed=5: section cannot be set; did you mean [simulation]? "
-            "only these sections can be set: [simulation], [results]",
+            "only these sections can be set: [simulation], [results], "
+            "[deployment], [placement]",
         ),
         (
             "actors.count=2",
             "--set actors.count=2: section cannot be set; "
-            "only these sections can be set: [simulation], [results]",
+            "only these sections can be set: [simulation], [results], "
+            "[deployment], [placement]",
         ),
         (
             "simulation.sed=5",
             "--set simulation.sed=5: unknown key of [simulation]; did you mean seed? "
             "allowed keys: name, tick_duration, stop_tick, duration, seed, mode",
+        ),
+        (
+            "deployment.groupsize=4",
+            "--set deployment.groupsize=4: unknown key of [deployment]; did you mean group_size? "
+            "allowed keys: group_size, routing, watchdog_s",
+        ),
+        (
+            "placement.policy=graf",
+            '[placement] policy: got string "graf"; '
+            "expected one of round_robin, hint, least_loaded, graph",
         ),
         ("simulation.seed=-3", "[simulation] seed: got integer -3; expected a whole number >= 0"),
         (
@@ -418,8 +515,15 @@ def test_defaults(write):
         1,
         {},
     )
-    assert (entry.id, entry.hint) == (None, None)
+    assert (entry.id, entry.hint, entry.refs) == (None, None, [])
     assert s.data == {"simulation": {}, "actors": [{"class": "model.py:Shop"}]}
+    assert (s.group_size, s.routing, s.watchdog_s, s.placement, s.weights) == (
+        None,
+        "direct",
+        60.0,
+        "round_robin",
+        {},
+    )
 
 
 def test_all_keys(write):
@@ -452,6 +556,69 @@ def test_all_keys(write):
     assert s.actors[0].hint == 3
 
 
+def test_deployment_and_placement(write):
+    path = write(
+        """
+        [simulation]
+
+        [[actors]]
+        class = "model.py:Shop"
+
+        [[actors]]
+        class = "model.py:Heavy"
+
+        [[actors]]
+        class = "model.py:Shop"
+        count = 2
+
+        [deployment]
+        group_size = 4
+        routing = "s_group"
+        watchdog_s = 2.5
+
+        [placement]
+        policy = "least_loaded"
+        weights = { "model.py:Shop" = 3 }
+        """
+    )
+    s = load_scenario(path)
+    shop, heavy = s.actors[0].cls, s.actors[1].cls
+    assert (s.group_size, s.routing, s.watchdog_s, s.placement) == (
+        4,
+        "s_group",
+        2.5,
+        "least_loaded",
+    )
+    assert s.weights == {shop: 3.0}
+    assert type(s.weights[shop]) is float
+    assert heavy not in s.weights  # its class attribute weight = 5 is the placement's business
+
+
+def test_deployment_and_placement_overrides(write):
+    path = write(SIM + SHOP + "[deployment]\ngroup_size = 4\n")
+    s = load_scenario(
+        path,
+        [
+            "deployment.group_size=2",
+            "deployment.routing=s_group",
+            "deployment.watchdog_s=5",
+            "placement.policy=graph",
+            'placement.weights={ "model.py:Shop" = 1.5 }',
+        ],
+    )
+    assert (s.group_size, s.routing, s.watchdog_s, s.placement) == (2, "s_group", 5.0, "graph")
+    assert s.weights == {s.actors[0].cls: 1.5}
+
+
+def test_every_policy_is_accepted(write):
+    from runtime.placement import POLICIES
+
+    path = write(SIM + SHOP)
+    assert [load_scenario(path, [f"placement.policy={p}"]).placement for p in POLICIES] == list(
+        POLICIES
+    )
+
+
 def test_aais_ids_and_references(write):
     path = write(
         """
@@ -481,6 +648,7 @@ def test_aais_ids_and_references(write):
     assert [e.first_aai for e in (customers, empty, shop, nodes)] == [1, 4, 4, 5]
     assert customers.args == {"shop": 4, "budget": [1, {"last": 3}, "@literal", "@@x"]}
     assert shop.args == {"customers": [1, 2, 3], "me": 4, "tag": "plain"}
+    assert [e.refs for e in (customers, empty, shop, nodes)] == [[1, 3, 4], [], [1, 2, 3, 4], []]
     assert (customers.id, shop.id, nodes.id) == ("c", "shop", None)
 
 
