@@ -23,6 +23,7 @@ from .agenda import Agenda
 from .errors import MessageError
 from .probes import ProbeStore
 from .random import Random, stream_key
+from .trace import TickTrace
 from .transport import Failure, LocalTransport, Placement, Report, RoundRobin, Transport
 
 MODES = ("reproducible", "ergodic", "fastest")
@@ -58,6 +59,37 @@ def _immutable(value: Any) -> bool:
     if isinstance(value, dict):  # the kwargs themselves: fresh per call, values matter
         return all(_immutable(v) for v in value.values())
     return False
+
+
+@dataclass(slots=True)
+class _TickRow:
+    """Figures of the tick being evaluated, added to the trace when it ends."""
+
+    tick: int
+    start: float
+    received_before: int
+    diascas: int = 0
+    sent: int = 0
+    crossing: int = 0
+    kernel_s: float = 0.0
+    exchange_s: float = 0.0
+    consensus_s: float = 0.0
+    closed: bool = False
+
+    def close(self, kernel: Kernel, now: float) -> None:
+        self.closed = True
+        kernel.trace.add(
+            tick=self.tick,
+            wall_s=now - self.start,
+            diascas=self.diascas,
+            sent=self.sent,
+            received=kernel.stats.messages - self.received_before,
+            crossing=self.crossing,
+            actors=len(kernel._actors),
+            kernel_s=self.kernel_s,
+            exchange_s=self.exchange_s,
+            consensus_s=self.consensus_s,
+        )
 
 
 @dataclass(slots=True)
@@ -100,6 +132,7 @@ class Kernel:
         self.tick = 0
         self.diasca = 0
         self.stats = RunStats()
+        self.trace = TickTrace()  # per-tick performance figures of this rank
         # Replicated directory, indexed by AAI (slot 0 unused): rank and class.
         self._rank_of = array("i", [-1])
         self._class_of = array("i", [-1])
@@ -193,18 +226,25 @@ class Kernel:
 
     def _run(self) -> RunStats:
         stats = self.stats
-        start = time.perf_counter()
+        clock = time.perf_counter
+        start = clock()
         transport = self.transport
         tick, diasca = 0, 0
         stats.ticks = 1
+        row = _TickRow(0, start, stats.messages)
         while True:
             self.tick, self.diasca = tick, diasca
             stats.diascas += 1
+            t0 = clock()
             failure = self._run_diasca(tick, diasca)
             if self._fresh:
                 gc.freeze()
                 self._fresh = False
             outgoing, self._outbox = self._outbox, {}
+            crossing = sum(map(len, outgoing.values()))
+            row.sent += crossing + sum(map(len, self._inbox.values()))
+            row.crossing += crossing
+            t1 = clock()
             incoming = transport.exchange(outgoing)
             if incoming:
                 self._accept(incoming)
@@ -219,7 +259,13 @@ class Kernel:
                 events=stats.messages + stats.spontaneous,
             )
             self._creations, self._changed = [], False
+            t2 = clock()
             decision = transport.agree(report)
+            t3 = clock()
+            row.kernel_s += t1 - t0
+            row.exchange_s += t2 - t1
+            row.consensus_s += t3 - t2
+            row.diascas += 1
             self.global_events = decision.events
             if decision.failures:
                 stats.status, stats.failures = "failed", decision.failures
@@ -230,6 +276,7 @@ class Kernel:
                 continue
             # The tick is over: the last diasca was quiet everywhere.
             self._remove_terminated()
+            row.close(self, t3)
             nxt = decision.next_tick
             if decision.interrupt:
                 stats.status = "interrupted"
@@ -238,11 +285,14 @@ class Kernel:
                 break
             tick, diasca = nxt, 0
             stats.ticks += 1
+            row = _TickRow(tick, clock(), stats.messages)
             if self.on_tick is not None:
                 self.tick, self.diasca = tick, 0
                 self.on_tick(self)
+        if not row.closed:
+            row.close(self, clock())
         stats.last_tick = tick
-        stats.wall_s = time.perf_counter() - start
+        stats.wall_s = clock() - start
         self._probes.flush()
         return stats
 

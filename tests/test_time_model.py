@@ -566,3 +566,17 @@ def test_bools_are_not_aais_but_numpy_integers_are(make_kernel):
 def test_stop_tick_must_leave_room_for_tick_0(make_kernel):
     with pytest.raises(ValueError, match="stop_tick must be >= 1"):
         make_kernel(stop_tick=0)
+
+
+def test_tick_trace_has_one_row_per_evaluated_tick(make_kernel):
+    k = make_kernel(stop_tick=50)
+    k.add_actors(Relay, 1, ring=3, hops=5)
+    k.add_actors(Relay, 2, ring=3)
+    stats = k.run()
+    c = k.trace.columns()
+    assert c["tick"].tolist() == [0, 2]
+    assert c["diascas"].tolist() == [1, 6]
+    assert c["sent"].tolist() == [0, 5] and c["received"].tolist() == [0, 5]
+    assert c["actors"].tolist() == [3, 3]
+    assert int(c["diascas"].sum()) == stats.diascas
+    assert (c["wall_s"] >= c["kernel_s"]).all()
