@@ -347,30 +347,31 @@ class Kernel:
         if self._shuffle is not None:
             items = sorted(items)
             self._shuffle(items)
-        processed = 0
+        self.stats.messages += sum(map(len, inbox.values()))
         target, handler = 0, "messages"
         try:
             for target, msgs in items:
-                actor = actors.get(target)
-                if actor is None:
+                try:
+                    actor = actors[target]
+                except KeyError:
                     sender, _, handler, _ = msgs[0]
                     raise MessageError(
                         f"actor {sender} sent '{handler}' to actor {target}, which had already "
-                        f"terminated "
-                        f"(delivery at tick {tick} diasca {diasca})"
-                    )
-                if sort and len(msgs) > 1:
+                        f"terminated (delivery at tick {tick} diasca {diasca})"
+                    ) from None
+                if len(msgs) == 1:  # the common case, without the loop
+                    sender, _, handler, args = msgs[0]
+                    getattr(actor, handler)(sender, *args)
+                    continue
+                if sort:
                     msgs.sort()
                     if ergodic:
                         actor._random.shuffle(msgs)
-                processed += len(msgs)
                 for sender, _, handler, args in msgs:
                     getattr(actor, handler)(sender, *args)
         except Exception:
             self._current = (target, handler)
             raise
-        finally:
-            self.stats.messages += processed
 
     def _construct(self) -> list[Actor]:
         """Build the actors due at this diasca (slots first, then the model's __init__)."""

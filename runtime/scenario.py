@@ -27,9 +27,8 @@ from typing import Any, NoReturn
 
 from engine import MODES, Actor, TimeConversionError, seconds_to_ticks
 
+from .launch import ROUTINGS
 from .placement import POLICIES, class_weight
-
-ROUTINGS = ("direct", "s_group")
 
 
 class ScenarioError(Exception):
