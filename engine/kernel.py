@@ -40,6 +40,7 @@ class RunStats:
     created: int = 0
     deleted: int = 0
     wall_s: float = 0.0
+    setup_s: float = 0.0  # wall time of tick 0, where the initial actors are built
     last_tick: int = 0
     status: str = "completed"
     failures: list[Failure] = field(default_factory=list)
@@ -78,6 +79,8 @@ class _TickRow:
 
     def close(self, kernel: Kernel, now: float) -> None:
         self.closed = True
+        if self.tick == 0:
+            kernel.stats.setup_s = now - self.start
         kernel.trace.add(
             tick=self.tick,
             wall_s=now - self.start,
