@@ -56,7 +56,7 @@ class World:
             return "none (single process)"
         from mpi4py import MPI
 
-        return MPI.Get_library_version().splitlines()[0].strip()
+        return MPI.Get_library_version().replace("\x00", "").splitlines()[0].strip()
 
     def transport(self, *, group_size: int, routing: str, watchdog_s: float) -> Any:
         if self.comm is None:
