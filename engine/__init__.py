@@ -4,6 +4,8 @@ The engine never imports ``runtime`` or ``mpi4py``: distribution plugs in
 through :class:`engine.transport.Transport`.
 """
 
+from typing import TYPE_CHECKING
+
 from .actor import Actor
 from .errors import MessageError, PlanningError, SimulationError, TimeConversionError
 from .kernel import MODES, Kernel, RunStats
@@ -12,10 +14,27 @@ from .random import Random
 from .timing import seconds_to_ticks
 from .transport import Failure, LocalTransport, Report, RoundRobin, Transport
 
+if TYPE_CHECKING:
+    from .dense import Aggregate, DensePopulation, PopulationView
+
 __version__ = "0.1.0"
+
+_DENSE = ("Aggregate", "DensePopulation", "PopulationView")
+
+
+def __getattr__(name: str):
+    # Dense populations bring Numba (a quarter second to import): only on demand.
+    if name in _DENSE:
+        from . import dense
+
+        return getattr(dense, name)
+    raise AttributeError(f"module 'engine' has no attribute {name!r}")
+
 
 __all__ = [
     "Actor",
+    "Aggregate",
+    "DensePopulation",
     "Failure",
     "Kernel",
     "LocalTransport",
@@ -23,6 +42,7 @@ __all__ = [
     "MemorySink",
     "MessageError",
     "PlanningError",
+    "PopulationView",
     "ProbeStore",
     "Random",
     "Report",

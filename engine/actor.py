@@ -17,6 +17,7 @@ from .random import Random
 from .timing import seconds_to_ticks as _seconds_to_ticks
 
 if TYPE_CHECKING:
+    from .dense import PopulationView
     from .kernel import Kernel
 
 
@@ -183,6 +184,25 @@ class Actor:
         """Record a number or a small vector for this actor at the current tick."""
         k = self._k
         k._probes.record(probe_name, k.tick, self._aai, value)
+
+    def declare_probe(
+        self, probe_name: str, unit: str = "", labels: Iterable[str] | None = None
+    ) -> None:
+        """Give a probe its unit and, for vectors, one label per component (for plots).
+
+        Optional; any actor may declare, as often as it likes, as long as every
+        declaration of a probe says the same.
+        """
+        self._k._probes.declare(probe_name, unit, labels)
+
+    # --- dense populations ----------------------------------------------------
+    def population(self, name: str) -> PopulationView:
+        """The dense population ``name`` as this actor sees it (docs/populations.md).
+
+        Reads give the state at the end of the previous tick; posts reach the
+        next update. Call it when needed; do not keep the view in actor state.
+        """
+        return self._k.population(name).view(self)
 
 
 _API = frozenset(name for name in vars(Actor) if not name.startswith("_"))

@@ -1,7 +1,8 @@
 """The per-rank simulation kernel: ticks, diascas, messages, creation, deletion.
 
 One ``Kernel`` runs the actors of one rank. Each diasca it runs, in order,
-the constructors and ``on_first_diasca`` of new actors, ``on_actor_created``
+the update of every dense population (diasca 0 only, see engine.dense), the
+constructors and ``on_first_diasca`` of new actors, ``on_actor_created``
 notices, ``act_spontaneous`` (diasca 0 only) and message handlers. Then it
 exchanges cross-rank messages and joins the consensus through its transport,
 which decides for every rank alike: another diasca, a jump to a tick, or stop.
@@ -20,7 +21,7 @@ from typing import Any
 
 from .actor import Actor, handlers_of
 from .agenda import Agenda
-from .errors import MessageError
+from .errors import MessageError, SimulationError
 from .probes import ProbeStore
 from .random import Random, stream_key
 from .trace import TickTrace
@@ -163,6 +164,7 @@ class Kernel:
         )
         self.on_tick = None  # optional callback(kernel) at each new tick, for progress displays
         self.global_events = 0  # events processed on all ranks, as of the last consensus
+        self._populations: list = []  # engine.dense populations, in declaration order
 
     # --- setup -------------------------------------------------------------
     @property
@@ -210,6 +212,43 @@ class Kernel:
             self._initial.append(_InitialBlock(first, count, cls, kwargs))
         return range(first, first + count)
 
+    def add_population(
+        self,
+        cls: type,
+        /,
+        name: str | None = None,
+        process_grid: Any = None,
+        args: dict | None = None,
+    ) -> Any:
+        """Declare a dense population (an engine.DensePopulation subclass) before ``run``.
+
+        Every rank declares the same populations in the same order; each holds its
+        own block. A population updates at diasca 0 of every tick, before the
+        actors, so it keeps the kernel ticking: the run needs a ``stop_tick``.
+        """
+        from .dense import DensePopulation
+
+        if not (isinstance(cls, type) and issubclass(cls, DensePopulation)):
+            raise TypeError(f"{cls!r} is not a subclass of engine.DensePopulation")
+        if self.stop_tick is None:
+            raise ValueError("a dense population updates at every tick: give the run a stop_tick")
+        name = name or cls.__name__.lower()
+        if any(p.name == name for p in self._populations):
+            raise ValueError(f"two populations are called {name!r}")
+        pop = cls.__new__(cls)
+        pop.__init__(**(args or {}))
+        pop._attach(self, len(self._populations), name, process_grid)
+        self._populations.append(pop)
+        return pop
+
+    def population(self, name: str) -> Any:
+        """A dense population of this run by name (this rank's block of it)."""
+        for pop in self._populations:
+            if pop.name == name:
+                return pop
+        known = ", ".join(repr(p.name) for p in self._populations) or "none"
+        raise SimulationError(f"no population is called {name!r}; populations: {known}")
+
     def interrupt(self) -> None:
         """Ask for a clean stop at the end of the current tick (signal-safe)."""
         self._interrupted = True
@@ -253,7 +292,7 @@ class Kernel:
                 self._accept(incoming)
             report = Report(
                 active=bool(self._inbox or outgoing or self._creations or self._changed),
-                next_tick=self._agenda.next_tick(),
+                next_tick=self._next_tick(tick),
                 creations=self._creations,
                 failures=[failure] if failure else [],
                 interrupt=self._interrupted,
@@ -299,11 +338,24 @@ class Kernel:
         self._probes.flush()
         return stats
 
+    def _next_tick(self, tick: int) -> int | None:
+        """The smallest planned tick; a dense population plans every tick."""
+        nxt = self._agenda.next_tick()
+        if self._populations and (nxt is None or nxt > tick + 1):
+            return tick + 1
+        return nxt
+
     def _run_diasca(self, tick: int, diasca: int) -> Failure | None:
         actors = self._actors
         inbox, self._inbox = self._inbox, {}  # what was sent last diasca; new sends wait
         aai, handler = 0, "engine"
         try:
+            if diasca == 0 and self._populations:
+                # Before any actor: reads during tick t see the end of tick t-1, and
+                # posts of tick t-1 reach this update.
+                for pop in self._populations:
+                    handler = f"update of population {pop.name!r}"
+                    pop._update(tick)
             if self._initial or self._born:
                 handler = "__init__"
                 fresh = self._construct()

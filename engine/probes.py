@@ -3,12 +3,22 @@
 The engine only buffers. Full buffers go to a sink that the runtime provides
 (an HDF5 staging file in a real run), so memory stays bounded however long the
 run. Rows are flat typed arrays, not Python objects: 8 bytes per field.
+
+Actors record with ``Actor.record`` (AAI = the actor's); dense populations and
+other engine parts record aggregates with ``ProbeStore.record`` under AAI 0, or
+whole arrays at once with ``ProbeStore.record_array``. A row of AAI 0 must be
+recorded by one rank only (after a canonical reduction), so that results do not
+depend on the number of ranks.
+
+A probe the run does not want (``wanted`` says no) is remembered as ``None``:
+no buffer, no declaration, no I/O.
 """
 
 from __future__ import annotations
 
 from array import array
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -37,6 +47,17 @@ class MemorySink:
         return tuple(np.concatenate([p[i] for p in parts]) for i in range(3))  # type: ignore[return-value]
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeDeclaration:
+    """What ``declare_probe`` said about a probe: its unit and vector labels."""
+
+    unit: str
+    labels: tuple[str, ...]
+
+    def as_dict(self) -> dict[str, object]:
+        return {"unit": self.unit, "labels": list(self.labels)}
+
+
 class _Series:
     __slots__ = ("ticks", "aais", "values", "width")
 
@@ -60,7 +81,64 @@ class ProbeStore:
         self._wanted = wanted
         self._chunk_rows = chunk_rows
         self._series: dict[str, _Series | None] = {}
+        self._declared: dict[str, ProbeDeclaration] = {}
+        self._refused: set[str] = set()  # names ``wanted`` said no to, even if only declared
         self.rows = 0
+
+    def wants(self, name: str) -> bool:
+        """Whether this run keeps probe ``name`` (asks ``wanted`` once per name)."""
+        if name in self._refused:
+            return False
+        if self._wanted is None or name in self._series or name in self._declared:
+            return True
+        if self._wanted(name):
+            return True
+        self._refused.add(name)
+        self._series[name] = None
+        return False
+
+    def declare(self, name: str, unit: str = "", labels: Iterable[str] | None = None) -> None:
+        """Give probe ``name`` a unit and, for vectors, one label per component.
+
+        Declaring again with the same unit and labels is harmless (every actor of
+        a class may declare its probes); different ones are an error.
+        """
+        _check_name(name)
+        if not isinstance(unit, str):
+            raise SimulationError(f"probe '{name}': unit must be a string; got {unit!r}")
+        if labels is None:
+            labels = ()
+        elif isinstance(labels, str):
+            raise SimulationError(
+                f"probe '{name}': labels must be a list of strings, one per vector component; "
+                f"got the string {labels!r}"
+            )
+        labels = tuple(labels)
+        if not all(isinstance(label, str) for label in labels) or len(labels) > MAX_VECTOR:
+            raise SimulationError(
+                f"probe '{name}': labels must be a list of at most {MAX_VECTOR} strings, "
+                f"one per vector component; got {list(labels)!r:.80}"
+            )
+        if not self.wants(name):
+            return
+        new = ProbeDeclaration(unit, labels)
+        old = self._declared.get(name)
+        if old is not None:
+            if old != new:
+                raise SimulationError(
+                    f"probe '{name}' is declared twice, differently: {old} then {new}; "
+                    f"declare it the same way everywhere"
+                )
+            return
+        series = self._series.get(name)
+        if series is not None and labels:
+            _check_labels(name, labels, series.width)
+        self._declared[name] = new
+
+    @property
+    def declarations(self) -> dict[str, ProbeDeclaration]:
+        """Declared probes that this run keeps, by name."""
+        return dict(self._declared)
 
     def record(self, name: str, tick: int, aai: int, value: object) -> None:
         series = self._series.get(name, False)
@@ -88,13 +166,42 @@ class ProbeStore:
         if len(series.ticks) >= self._chunk_rows:
             self._flush(name, series)
 
-    def _open(self, name: str, value: object) -> _Series | None:
-        if not isinstance(name, str) or not name or "/" in name:
+    def record_array(self, name: str, tick: int, aais: np.ndarray, values: np.ndarray) -> None:
+        """Record many rows of one tick at once: ``values[i]`` for AAI ``aais[i]``.
+
+        For populations and other array producers: ``values`` has shape (n,) for a
+        scalar probe or (n, width) for a vector probe.
+        """
+        if not self.wants(name):
+            return
+        aais = np.asarray(aais, dtype=np.int64).ravel()
+        values = np.asarray(values, dtype=np.float64)
+        if values.shape[0] != aais.shape[0] or values.ndim not in (1, 2):
             raise SimulationError(
-                f"a probe name must be a non-empty string without '/'; got {name!r}"
+                f"probe '{name}': record_array needs values of shape (n,) or (n, width) for "
+                f"n = {aais.shape[0]} AAIs; got shape {values.shape}"
             )
-        if self._wanted is not None and not self._wanted(name):
-            self._series[name] = None
+        if aais.shape[0] == 0:
+            return
+        series = self._series.get(name)
+        if series is None:
+            series = self._open(name, values[0])
+            assert series is not None
+        width = values.shape[1] if values.ndim == 2 else 0
+        if width != series.width:
+            raise SimulationError(
+                f"probe '{name}' holds {_shape_text(series.width)}; got {_shape_text(width)}"
+            )
+        series.values.frombytes(np.ascontiguousarray(values).tobytes())
+        series.ticks.frombytes(np.full(aais.shape[0], tick, dtype=np.int64).tobytes())
+        series.aais.frombytes(aais.tobytes())
+        self.rows += aais.shape[0]
+        if len(series.ticks) >= self._chunk_rows:
+            self._flush(name, series)
+
+    def _open(self, name: str, value: object) -> _Series | None:
+        _check_name(name)
+        if not self.wants(name):
             return None
         if isinstance(value, (int, float, np.integer, np.floating)):
             width = 0
@@ -106,6 +213,9 @@ class ProbeStore:
                     f"{MAX_VECTOR} elements; got {type(value).__name__} {value!r:.60}"
                 )
             width = vec.size
+        declared = self._declared.get(name)
+        if declared is not None and declared.labels:
+            _check_labels(name, declared.labels, width)
         series = self._series[name] = _Series(width)
         return series
 
@@ -128,4 +238,29 @@ class ProbeStore:
 
     @property
     def names(self) -> list[str]:
+        """Probes that hold rows (recorded at least once), sorted."""
         return sorted(n for n, s in self._series.items() if s is not None)
+
+    def width(self, name: str) -> int | None:
+        """0 for a scalar probe, the length for a vector probe, None if never recorded."""
+        series = self._series.get(name)
+        return None if series is None else series.width
+
+
+def _check_name(name: object) -> None:
+    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+        raise SimulationError(
+            f"a probe name must be a non-empty string without '/' (and not . or ..); got {name!r}"
+        )
+
+
+def _check_labels(name: str, labels: tuple[str, ...], width: int) -> None:
+    if len(labels) != max(width, 1) or not width:
+        raise SimulationError(
+            f"probe '{name}' has {len(labels)} label(s) for {_shape_text(width)}; "
+            f"give one label per vector component, or none"
+        )
+
+
+def _shape_text(width: int) -> str:
+    return "numbers" if width == 0 else f"vectors of length {width}"

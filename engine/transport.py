@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 # A cross-rank message: (target AAI, sender AAI, sender's sequence number, handler, args).
 Envelope = tuple[int, int, int, str, tuple]
 # A creation request: (creator AAI, creator's creation count, class, hint, tag, kwargs).
@@ -87,6 +89,19 @@ class Transport(Protocol):
     def agree(self, report: Report) -> Report:
         """The hierarchical consensus: every rank gets the same merged report."""
 
+    # Dense populations (engine.dense): NumPy buffers only, never pickles.
+    def halo_exchange(
+        self, sends: list[tuple[int, int, np.ndarray]], recvs: list[tuple[int, int, np.ndarray]]
+    ) -> None:
+        """One non-blocking round: send each (rank, tag, buffer), fill each (rank, tag, buffer).
+
+        Buffers are contiguous; a receive matches the send of that rank with that
+        tag. A rank may send to itself (periodic wrap). Returns when all are done.
+        """
+
+    def allgather_arrays(self, array: np.ndarray) -> list[np.ndarray]:
+        """Every rank's 1-D ``array`` (any length, one dtype everywhere), in rank order."""
+
 
 class Placement(Protocol):
     """Chooses the rank of each actor; AAIs never depend on it."""
@@ -108,6 +123,16 @@ class LocalTransport:
 
     def agree(self, report: Report) -> Report:
         return Report.merge([report])
+
+    def halo_exchange(
+        self, sends: list[tuple[int, int, np.ndarray]], recvs: list[tuple[int, int, np.ndarray]]
+    ) -> None:
+        sent = {(peer, tag): buf for peer, tag, buf in sends}
+        for peer, tag, buf in recvs:  # the only peer is this rank: a periodic wrap
+            np.copyto(buf.reshape(-1), sent[(peer, tag)].reshape(-1))
+
+    def allgather_arrays(self, array: np.ndarray) -> list[np.ndarray]:
+        return [np.array(array, copy=True).reshape(-1)]
 
 
 class RoundRobin:

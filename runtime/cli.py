@@ -8,6 +8,7 @@ for a user's mistake.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ from engine import MODES, Kernel
 from . import runner
 from .launch import ROUTINGS, LaunchError, World, launched_size, relaunch, world
 from .placement import POLICIES
+from .report import format_seconds, summary
 from .scenario import ScenarioError, load_scenario
 
 EXIT_BAD_INPUT = 2
@@ -59,20 +61,37 @@ def _parser() -> argparse.ArgumentParser:
     dist.add_argument("--group-size", type=int, metavar="G", help="ranks per s_group")
     dist.add_argument("--routing", choices=ROUTINGS, help="cross-group message routing")
     dist.add_argument("--placement", choices=POLICIES, help="load-balancing policy")
+    plot = sub.add_parser("plot", help="draw a run's figures again (PNG files in its folder)")
+    plot.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (holding results.h5)")
+    plot.add_argument(
+        "--probe", metavar="REGEX", help="only the probes this regular expression finds"
+    )
+    info = sub.add_parser("info", help="print a run's metadata, probes and status")
+    info.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (holding results.h5)")
     return parser
 
 
 class _Progress:
-    """Live progress on a terminal, shown only once a run has lasted 2 seconds."""
+    """Progress of a run on rank 0, shown only once the run has lasted 2 seconds.
+
+    On a terminal: a live rich display (tick, simulated time, % of stop_tick,
+    events/s, ETA). Otherwise (a batch job's log, a pipe): one plain line on
+    stderr every ``LINE_PERIOD_S`` seconds, so that short runs print nothing.
+    """
 
     DELAY_S = 2.0
     PERIOD_S = 0.25
+    LINE_PERIOD_S = 10.0
 
-    def __init__(self, stop_tick: int | None, tick_duration: float) -> None:
+    def __init__(
+        self, stop_tick: int | None, tick_duration: float, live: bool | None = None
+    ) -> None:
         self.stop_tick = stop_tick
         self.tick_duration = tick_duration
+        self.live = sys.stdout.isatty() if live is None else live
         self.start = time.perf_counter()
         self.next_update = self.start + self.DELAY_S
+        self._last = (self.start, 0)  # (time, events) at the previous update
         self._bar = None
         self._task = None
 
@@ -80,17 +99,33 @@ class _Progress:
         now = time.perf_counter()
         if now < self.next_update:
             return
-        self.next_update = now + self.PERIOD_S
+        self.next_update = now + (self.PERIOD_S if self.live else self.LINE_PERIOD_S)
+        then, events = self._last
+        rate = (kernel.global_events - events) / max(now - then, 1e-9)
+        self._last = (now, kernel.global_events)
+        simtime = format_seconds(kernel.tick * self.tick_duration)
+        if not self.live:
+            print(self._line(kernel.tick, simtime, rate, now), file=sys.stderr, flush=True)
+            return
         if self._bar is None:
             self._open()
-        rate = kernel.global_events / max(now - self.start, 1e-9)
         self._bar.update(
             self._task,
             completed=kernel.tick,
             tick=kernel.tick,
-            simtime=_format_seconds(kernel.tick * self.tick_duration),
+            simtime=simtime,
             rate=f"{rate:,.0f}",
         )
+
+    def _line(self, tick: int, simtime: str, rate: float, now: float) -> str:
+        text = f"tick {tick:,} ({simtime} simulated)"
+        if self.stop_tick:
+            done = tick / self.stop_tick
+            text += f", {done:.1%} of stop tick {self.stop_tick:,}"
+            if done > 0:
+                left = (now - self.start) * (1 - done) / done
+                text += f", ETA {format_seconds(left)}"
+        return f"{text}, {rate:,.0f} events/s"
 
     def _open(self) -> None:
         from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -108,36 +143,6 @@ class _Progress:
     def close(self) -> None:
         if self._bar is not None:
             self._bar.stop()
-
-
-def _format_seconds(s: float) -> str:
-    if s < 120:
-        return f"{s:.3g} s"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if s >= size:
-            return f"{s / size:.2f} {unit}"
-    return f"{s:.0f} s"
-
-
-def _summary(outcome: runner.RunOutcome, tick_duration: float) -> str:
-    s = outcome.stats
-    rate = s.messages / s.wall_s if s.wall_s > 0 else 0.0
-    lines = [
-        f"run {outcome.status}: {outcome.run_dir.name}",
-        f"  ticks evaluated   {s.ticks:,} (last tick {s.last_tick:,}, "
-        f"{_format_seconds(s.last_tick * tick_duration)} simulated)",
-        f"  diascas           {s.diascas:,}",
-        f"  messages          {s.messages:,} processed",
-        f"  spontaneous       {s.spontaneous:,} actions",
-        f"  actors            {outcome.initial_actors:,} initial, {s.created:,} created, "
-        f"{s.deleted:,} deleted",
-        f"  wall time         {s.wall_s:.3f} s, {rate:,.0f} messages/s",
-        f"  mode              {outcome.mode}, seed {outcome.seed}",
-        *_placement_lines(outcome),
-        f"  results folder    {outcome.run_dir}",
-        f"results digest: {outcome.digest}",
-    ]
-    return "\n".join(lines)
 
 
 def _check_args(args: argparse.Namespace) -> str | None:
@@ -162,21 +167,6 @@ def _relaunch_args(argv: Sequence[str]) -> list[str]:
         elif not arg.startswith("--ranks="):
             out.append(arg)
     return out
-
-
-def _placement_lines(outcome: runner.RunOutcome) -> list[str]:
-    r = outcome.report
-    if outcome.ranks == 1 or not r:
-        return []
-    per_rank = r["per_rank"]
-    peers = max(p["peers"] for p in per_rank)
-    return [
-        f"  ranks             {outcome.ranks} in {r['groups']} group(s); "
-        f"actors per rank {r['actors_per_rank']}",
-        f"  actors per group  {r['actors_per_group']}",
-        f"  crossing          {r['cross_rank_fraction']:.1%} of messages crossed ranks, "
-        f"{r['cross_group_fraction']:.1%} crossed groups; at most {peers} peer(s) per rank",
-    ]
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -221,9 +211,7 @@ def _run_here(args: argparse.Namespace, w: World) -> int:
             print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     progress = (
-        _Progress(args.stop_tick or scenario.stop_tick, scenario.tick_duration)
-        if root and sys.stdout.isatty()
-        else None
+        _Progress(args.stop_tick or scenario.stop_tick, scenario.tick_duration) if root else None
     )
     deployment = runner.Deployment(
         group_size=args.group_size, routing=args.routing, placement=args.placement
@@ -255,8 +243,51 @@ def _run_here(args: argparse.Namespace, w: World) -> int:
         print(f"error: {failure.describe()}", file=sys.stderr)
         print(failure.traceback.rstrip(), file=sys.stderr)
         print(f"the run's report is in {outcome.run_dir / 'failure.txt'}", file=sys.stderr)
-    print(_summary(outcome, scenario.tick_duration))
+    print(summary(outcome, scenario.tick_duration))
     return code
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .plots import draw_run
+    from .results import RunFolderUnreadable, missing_data_files, open_run
+
+    try:
+        results = open_run(args.run_dir)
+        if args.probe is not None:
+            re.compile(args.probe)
+    except RunFolderUnreadable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except re.error as exc:
+        print(f"error: --probe {args.probe!r} is not a regular expression ({exc})", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    missing = missing_data_files(results)
+    if missing:
+        print(
+            f"error: {results.parent}: {len(missing)} data file(s) missing, e.g. {missing[0]}; "
+            f"keep the data/ folder next to results.h5",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    drawn = draw_run(results.parent, probe_pattern=args.probe, performance=args.probe is None)
+    if not drawn:
+        print(f"error: no probe matches --probe {args.probe!r}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    for path in drawn:
+        print(path)
+    return 0
+
+
+def _info(args: argparse.Namespace) -> int:
+    from .results import RunFolderUnreadable, describe_run, open_run
+
+    try:
+        results = open_run(args.run_dir)
+    except RunFolderUnreadable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(describe_run(results))
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -264,6 +295,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args, argv[argv.index("run") :])
+    if args.command == "plot":
+        return _plot(args)
+    if args.command == "info":
+        return _info(args)
     return EXIT_BAD_INPUT  # unreachable: argparse requires a known command
 
 

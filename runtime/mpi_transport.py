@@ -312,6 +312,17 @@ class MpiTransport:
     def barrier(self) -> None:
         self.comm.Barrier()
 
+    # --- dense populations: see runtime/mpi_halo.py ----------------------------
+    def halo_exchange(self, sends: list, recvs: list) -> None:
+        from .mpi_halo import halo_exchange
+
+        halo_exchange(self.comm, sends, recvs)
+
+    def allgather_arrays(self, array: object) -> list:
+        from .mpi_halo import allgather_arrays
+
+        return allgather_arrays(self.comm, array)
+
 
 def _dumps(obj: object) -> bytes:
     return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)

@@ -56,6 +56,11 @@ class RunOutcome:
     ranks: int = 1
     report: dict[str, Any] = field(default_factory=dict)
     failures: list[Failure] = field(default_factory=list)
+    imbalance: float = 1.0  # busiest over mean rank kernel time per tick, time-weighted
+    communication: float = 0.0  # share of rank time spent in exchange and consensus
+    probes: int = 0  # probes written to results.h5
+    rows: int = 0  # their rows, all probes together
+    plots: list[Path] = field(default_factory=list)  # PNGs drawn (rank 0: by every rank)
 
     @property
     def status(self) -> str:
@@ -150,7 +155,7 @@ def run_scenario(
         mode=mode,
         transport=transport,
         placement=placement,
-        probes=ProbeStore(sink),
+        probes=ProbeStore(sink, wanted=results.probe_filter(scenario.include, scenario.exclude)),
         run_order_seed=run_order_seed,
     )
     kernel.on_tick = on_tick if w.rank == 0 else None
@@ -159,6 +164,8 @@ def run_scenario(
         if entry.count:
             kernel.add_actors(entry.cls, entry.count, entry.hint, **entry.args)
             initial += entry.count
+    for pop in scenario.populations:  # dense populations: a block on every rank
+        kernel.add_population(pop.cls, pop.name, scenario.process_grid, pop.args)
 
     started = datetime.now(UTC)
     previous = _catch_signals(kernel) if handle_signals else None
@@ -172,7 +179,8 @@ def run_scenario(
     ended = datetime.now(UTC)
 
     per_rank = w.gather(_rank_figures(kernel, transport))
-    digest, report = "", {}
+    report: dict[str, Any] = {}
+    metadata: dict[str, Any] | None = None
     if w.rank == 0:
         assert per_rank is not None
         report = _placement_report(per_rank, placement, group_size)
@@ -209,30 +217,37 @@ def run_scenario(
             "actors_per_group": report["actors_per_group"],
             "cross_rank_fraction": report["cross_rank_fraction"],
             "cross_group_fraction": report["cross_group_fraction"],
+            "probe_include": list(scenario.include),
+            "probe_exclude": list(scenario.exclude),
+            "plots": scenario.plots,
             "failure": "\n\n".join(f"{f.describe()}\n{f.traceback}" for f in stats.failures),
             "git_commit": results.git_commit(),
             "mpi_library": w.library,
             **results.versions(),
         }
-        w.barrier()  # every rank has closed its staging file
-        t0 = time.perf_counter()
-        staged = [results.staging_path(run_dir, r) for r in range(w.size)]
-        digest = results.finalize(run_dir, staged, metadata)
-        _log.info("results written in %.2f s; digest %s", time.perf_counter() - t0, digest)
-        if stats.failures:
-            (run_dir / "failure.txt").write_text(metadata["failure"])
-    else:
-        w.barrier()
-    digest, report, totals = w.bcast(
-        (digest, report, (stats.messages, stats.spontaneous, stats.deleted))
+    t0 = time.perf_counter()
+    done = results.finalize(
+        run_dir,
+        comm=w.comm,
+        declarations=kernel.probes.declarations,
+        trace=kernel.trace.columns(),
+        metadata=metadata,
     )
+    if w.rank == 0:
+        _log.info(
+            "results written in %.2f s: %d probe(s), %d rows; digest %s",
+            time.perf_counter() - t0,
+            done.probes,
+            done.rows,
+            done.digest,
+        )
+        if stats.failures:
+            (run_dir / "failure.txt").write_text(metadata["failure"])  # type: ignore[index]
+    report, totals = w.bcast((report, (stats.messages, stats.spontaneous, stats.deleted)))
     stats.messages, stats.spontaneous, stats.deleted = totals
-    if log_handler is not None:
-        _log.removeHandler(log_handler)
-        log_handler.close()
-    return RunOutcome(
+    outcome = RunOutcome(
         run_dir=run_dir,
-        digest=digest,
+        digest=done.digest,
         stats=stats,
         seed=seed,
         mode=mode,
@@ -241,7 +256,38 @@ def run_scenario(
         ranks=w.size,
         report=report,
         failures=stats.failures,
+        imbalance=done.imbalance,
+        communication=done.communication,
+        probes=done.probes,
+        rows=done.rows,
     )
+    if scenario.plots:
+        outcome.plots = _draw_plots(run_dir, w)
+    if log_handler is not None:
+        from .report import summary
+
+        _log.info("summary\n%s", summary(outcome, scenario.tick_duration))
+        _log.removeHandler(log_handler)
+        log_handler.close()
+    return outcome
+
+
+def _draw_plots(run_dir: Path, w: World) -> list[Path]:
+    """Every rank draws its share of the figures; a plot that fails is only logged."""
+    t0 = time.perf_counter()
+    try:
+        from .plots import draw_run
+
+        drawn = draw_run(run_dir, rank=w.rank, size=w.size)
+    except Exception as exc:  # plots must never lose a run
+        _log.warning("plots failed on rank %d: %s: %s", w.rank, type(exc).__name__, exc)
+        drawn = []
+    everyone = w.gather(drawn)
+    if w.rank == 0:
+        assert everyone is not None
+        drawn = sorted(p for part in everyone for p in part)
+        _log.info("%d plot(s) drawn in %.2f s", len(drawn), time.perf_counter() - t0)
+    return drawn
 
 
 def _rank_figures(kernel: Kernel, transport: Any) -> dict[str, Any]:

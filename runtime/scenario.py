@@ -66,6 +66,16 @@ class ActorEntry:
 
 
 @dataclass
+class PopulationEntry:
+    """One ``[[populations]]`` entry, checked: an engine.DensePopulation subclass and its args."""
+
+    cls: type
+    class_ref: str
+    name: str
+    args: dict
+
+
+@dataclass
 class Scenario:
     """A checked scenario: everything a run needs, and the text to keep with its results."""
 
@@ -79,11 +89,16 @@ class Scenario:
     actors: list[ActorEntry]
     output: str | None
     data: dict
+    include: list[str] = field(default_factory=list)  # [results] probe patterns to keep
+    exclude: list[str] = field(default_factory=list)  # [results] probe patterns to drop
+    plots: bool = True
     group_size: int | None = None  # None: one group of all ranks
     routing: str = "direct"
     watchdog_s: float = 60.0
     placement: str = "round_robin"
     weights: dict[type, float] = field(default_factory=dict)
+    populations: list[PopulationEntry] = field(default_factory=list)
+    process_grid: tuple[int, int] | None = None  # [deployment] process grid of 2-D populations
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str] = ()) -> Scenario:
@@ -243,8 +258,53 @@ _SIMULATION_KEYS = {
     "mode": _mode,
 }
 _ACTOR_KEYS = {"class": _text, "count": _whole(0), "args": _table, "id": _id, "hint": _hint}
-_RESULTS_KEYS = {"output": _text}
-_DEPLOYMENT_KEYS = {"group_size": _whole(1), "routing": _one_of(ROUTINGS), "watchdog_s": _seconds}
+
+
+def _patterns(value: Any, where: str) -> list[str]:
+    """A list of regular expressions, each checked now rather than at run time."""
+    example = 'e.g. ["^stock$", "cans_.*"]'
+    if not isinstance(value, list):
+        _expected(value, where, f"an array of regular expressions, {example}")
+    for i, pattern in enumerate(value):
+        if type(pattern) is not str:
+            _expected(pattern, f"{where}[{i}]", f"a regular expression (a string), {example}")
+        try:
+            re.compile(pattern)
+        except re.error as error:
+            raise ScenarioError(
+                f"got string {_quote(pattern)}, which is not a regular expression ({error})",
+                where=f"{where}[{i}]",
+                fix=r"fix the pattern; to match a special character such as ( itself, "
+                r"put a backslash before it: '\(' (in TOML single quotes)",
+            ) from None
+    return list(value)
+
+
+def _boolean(value: Any, where: str) -> bool:
+    if type(value) is not bool:
+        _expected(value, where, "true or false")
+    return value
+
+
+_RESULTS_KEYS = {"output": _text, "include": _patterns, "exclude": _patterns, "plots": _boolean}
+
+
+def _process_grid(value: Any, where: str) -> tuple[int, int]:
+    if not (
+        isinstance(value, list)
+        and len(value) == 2
+        and all(type(v) is int and v >= 1 for v in value)
+    ):
+        _expected(value, where, "[rows, columns] of ranks, e.g. [2, 2]")
+    return (value[0], value[1])
+
+
+_DEPLOYMENT_KEYS = {
+    "group_size": _whole(1),
+    "routing": _one_of(ROUTINGS),
+    "watchdog_s": _seconds,
+    "process_grid": _process_grid,
+}
 _PLACEMENT_KEYS = {"policy": _one_of(POLICIES), "weights": _table}
 
 _SECTIONS = {
@@ -253,7 +313,9 @@ _SECTIONS = {
     "results": "[results]",
     "deployment": "[deployment]",
     "placement": "[placement]",
+    "populations": "[[populations]]",
 }
+_POPULATION_KEYS = {"class": _text, "name": _id, "args": _table}
 _OVERRIDABLE = {
     "simulation": _SIMULATION_KEYS,
     "results": _RESULTS_KEYS,
@@ -308,7 +370,14 @@ def _load(path: Path, overrides: Iterable[str]) -> Scenario:
     )
     tick_duration = sim.get("tick_duration", 1.0)
     resolved = path.resolve()
-    actors = _actors(data.get("actors"), resolved.parent)
+    populations = _populations(data.get("populations"), resolved.parent)
+    if populations and "stop_tick" not in sim and "duration" not in sim:
+        raise ScenarioError(
+            "populations update at every tick, so the run needs an end",
+            where="[simulation]",
+            fix="add stop_tick or duration",
+        )
+    actors = _actors(data.get("actors"), resolved.parent, allow_none=bool(populations))
     policy = placement.get("policy", "round_robin")
     weights = _weights(placement.get("weights", {}), actors)
     if policy == "least_loaded":
@@ -324,11 +393,16 @@ def _load(path: Path, overrides: Iterable[str]) -> Scenario:
         actors=actors,
         output=results.get("output"),
         data=data,
+        include=results.get("include", []),
+        exclude=results.get("exclude", []),
+        plots=results.get("plots", True),
         group_size=deployment.get("group_size"),
         routing=deployment.get("routing", "direct"),
         watchdog_s=deployment.get("watchdog_s", 60.0),
         placement=policy,
         weights=weights,
+        populations=populations,
+        process_grid=deployment.get("process_grid"),
     )
 
 
@@ -435,8 +509,10 @@ def _check_class_weights(actors: list[ActorEntry], weights: dict[type, float]) -
 # --- actors ------------------------------------------------------------------
 
 
-def _actors(items: Any, folder: Path) -> list[ActorEntry]:
+def _actors(items: Any, folder: Path, allow_none: bool = False) -> list[ActorEntry]:
     """Check every entry, then resolve references, which may point forward."""
+    if allow_none and items is None:
+        return []
     if items is None or items == []:
         raise ScenarioError(
             "no actors",
@@ -575,11 +651,52 @@ def _dangling(ref: str, ids: dict[str, ActorEntry], where: str) -> NoReturn:
     raise ScenarioError(f"dangling reference {_quote(ref)}", where=where, fix=fix)
 
 
+# --- populations -----------------------------------------------------------------
+
+
+def _populations(items: Any, folder: Path) -> list[PopulationEntry]:
+    """``[[populations]]``: dense populations, built on every rank in this order."""
+    if items is None:
+        return []
+    if not isinstance(items, list):
+        _expected(items, "[[populations]]", "an array of tables: write [[populations]] before each")
+    from engine.dense import DensePopulation  # brings Numba: only for scenarios that need it
+
+    entries: list[PopulationEntry] = []
+    for number, item in enumerate(items, 1):
+        label = f"[[populations]] #{number}"
+        _table(item, label)
+        if isinstance(item.get("class"), str):
+            label += f" (class {_quote(item['class'])})"
+        values = _check_keys(item, _POPULATION_KEYS, label)
+        if "class" not in values:
+            raise ScenarioError(
+                "missing key class",
+                where=label,
+                fix='add class = "package.module:Class" or class = "path/to/file.py:Class"',
+            )
+        cls = _resolve_class(values["class"], folder, f"{label} class", DensePopulation)
+        args = values.get("args", {})
+        _check_args(cls, args, label)
+        name = values.get("name", cls.__name__.lower())
+        if "/" in name:
+            _expected(name, f"{label} name", 'a non-empty string without "@" or "/"')
+        for other, entry in enumerate(entries, 1):
+            if entry.name == name:
+                raise ScenarioError(
+                    f"name {_quote(name)} is already used by [[populations]] #{other}",
+                    where=f"{label} name",
+                    fix="give each population its own name",
+                )
+        entries.append(PopulationEntry(cls, values["class"], name, args))
+    return entries
+
+
 # --- classes -------------------------------------------------------------------
 
 
-def _resolve_class(ref: str, folder: Path, where: str) -> type:
-    """The Actor subclass named by "package.module:Class" or "path/to/file.py:Class"."""
+def _resolve_class(ref: str, folder: Path, where: str, base: type = Actor) -> type:
+    """The ``base`` subclass named by "package.module:Class" or "path/to/file.py:Class"."""
     module_name, _, class_name = ref.rpartition(":")
     if not module_name or not class_name:
         raise ScenarioError(
@@ -591,20 +708,21 @@ def _resolve_class(ref: str, folder: Path, where: str) -> type:
     module = _import_file(module_name, folder, where) if is_file else _import(module_name, where)
     cls = getattr(module, class_name, None)
     if cls is None:
+        kind = base.__name__
         actors = sorted(
             name
             for name, obj in vars(module).items()
-            if isinstance(obj, type) and issubclass(obj, Actor) and obj is not Actor
+            if isinstance(obj, type) and issubclass(obj, base) and obj is not base
         )
         close = difflib.get_close_matches(class_name, actors, n=1)
         fix = f"did you mean {close[0]}? " if close else ""
-        fix += f"its Actor classes: {', '.join(actors)}" if actors else "it has no Actor class"
+        fix += f"its {kind} classes: {', '.join(actors)}" if actors else f"it has no {kind} class"
         raise ScenarioError(f"{_quote(module_name)} has no {class_name}", where=where, fix=fix)
-    if not (isinstance(cls, type) and issubclass(cls, Actor)):
+    if not (isinstance(cls, type) and issubclass(cls, base)):
         raise ScenarioError(
-            f"{class_name} is not a subclass of engine.Actor",
+            f"{class_name} is not a subclass of engine.{base.__name__}",
             where=where,
-            fix="name a class that subclasses engine.Actor",
+            fix=f"name a class that subclasses engine.{base.__name__}",
         )
     return cls
 
@@ -662,7 +780,7 @@ def _import_failed(name: str, error: Exception, where: str) -> NoReturn:
 
 def _check_args(cls: type, args: dict, label: str) -> None:
     """Match ``args`` against the constructor, if the class has one of its own."""
-    if cls.__init__ is Actor.__init__:
+    if cls.__init__ is Actor.__init__ or getattr(cls.__init__, "takes_any_keyword", False):
         return  # Actor.__init__ takes any keyword and sets it as an attribute
     try:
         params = list(inspect.signature(cls.__init__).parameters.values())[1:]  # past self

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -15,10 +16,12 @@ from functools import cache
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from conftest import ROOT
 
 from runtime.launch import find_mpiexec
+from runtime.plots import PERFORMANCE_FILES
 
 MPIEXEC = find_mpiexec()
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich)")
@@ -114,6 +117,10 @@ def test_multi_rank_run_folder_and_placement_report(tmp_path):
         created, deleted = int(f.attrs["created"]), int(f.attrs["deleted"])
         assert created > 0 and deleted > 0
         assert sum(per_rank) == int(f.attrs["initial_actors"]) + created - deleted
+        names = list(f["probes"])
+    # The ranks drew the plots between them: one PNG per probe, two of performance.
+    pngs = {p.name for p in (tmp_path / "r").glob("*.png")}
+    assert pngs == {f"probe-{n}.png" for n in names} | set(PERFORMANCE_FILES)
 
 
 FAILING = """
@@ -174,6 +181,7 @@ def test_model_exception_on_one_rank_stops_every_rank(tmp_path):
     with h5py.File(tmp_path / "r" / "results.h5") as f:
         assert f.attrs["status"] == "failed"
         assert sorted(set(f["probes/alive/tick"][()].tolist())) == [1, 2, 3, 4, 5]
+        assert f["performance/wall_s"].shape[0] == 3  # one row per rank
 
 
 def test_watchdog_names_the_silent_rank(tmp_path):
@@ -186,3 +194,111 @@ def test_watchdog_names_the_silent_rank(tmp_path):
     assert re.search(r"watchdog: rank\(s\) 2 did not report for tick 5 diasca 0", proc.stderr), (
         proc.stderr
     )
+
+
+# --- results.h5 from every rank -------------------------------------------------------
+
+
+def _probe_content(path: Path) -> dict:
+    with h5py.File(path) as f:
+        return {
+            name: (
+                *(g[k][()] for k in ("tick", "aai", "value")),
+                {k: str(v) for k, v in g.attrs.items()},
+            )
+            for name, g in f["probes"].items()
+        }
+
+
+def test_results_file_is_identical_on_1_to_4_ranks(tmp_path):
+    """Tiny windows spread every probe over every rank's data file; results.h5 reads the same."""
+    env = {**_env(), "PYDIASCA_WINDOW_BYTES": "2000"}
+    contents, digests = {}, {}
+    for ranks in (1, 2, 3, 4):
+        out = tmp_path / f"r{ranks}"
+        cmd = [sys.executable, "-m", "runtime.cli", "run", str(WANDERERS), "--out", str(out)]
+        cmd += ["--set", "results.plots=false"]
+        if ranks > 1:
+            cmd = [MPIEXEC, "-n", str(ranks), *cmd]
+        proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=240)
+        digests[ranks] = digest_of_run(proc)
+        contents[ranks] = _probe_content(out / "results.h5")
+        files = sorted(p.name for p in (out / "data").iterdir())
+        assert files == [f"rank-{r:05d}.h5" for r in range(ranks)]
+        with h5py.File(out / "results.h5") as f:
+            assert f.attrs["digest"] == digests[ranks] and int(f.attrs["ranks"]) == ranks
+            owners = {s.file_name for s in f["probes/seen/value"].virtual_sources()}
+            assert owners == {f"data/{name}" for name in files}  # every rank wrote a share
+            perf = f["performance"]
+            n = perf["tick"].shape[0]
+            assert n == int(f.attrs["ticks"])
+            for key in ("wall_s", "diascas", "sent", "received", "crossing", "actors"):
+                assert perf[key].shape == (ranks, n)
+            assert np.array_equal(perf["all_ranks/actors"][()], perf["actors"][()].sum(axis=0))
+            assert perf["all_ranks/imbalance"].shape == (n,)
+            assert float(perf.attrs["imbalance"]) >= 1.0
+            assert 0.0 <= float(perf.attrs["communication_share"]) <= 1.0
+        assert "load imbalance" in proc.stdout and "communication" in proc.stdout
+    assert len(set(digests.values())) == 1
+    reference = contents[1]
+    for ranks in (2, 3, 4):
+        assert contents[ranks].keys() == reference.keys()
+        for name, (t, a, v, attrs) in reference.items():
+            t2, a2, v2, attrs2 = contents[ranks][name]
+            assert np.array_equal(t, t2) and np.array_equal(a, a2), (ranks, name)
+            assert np.array_equal(v, v2), (ranks, name)
+            assert attrs == attrs2, (ranks, name)
+
+
+SLOW = """
+import time
+from engine import Actor
+
+class Slow(Actor):
+    def on_first_diasca(self):
+        self.schedule_in(1)
+
+    def act_spontaneous(self):
+        self.record("tick", self.tick)
+        time.sleep(0.01)
+        self.schedule_in(1)
+"""
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_to_mpiexec_leaves_an_interrupted_run(tmp_path, signum):
+    (tmp_path / "slow.py").write_text(SLOW)
+    scen = tmp_path / "s.toml"
+    scen.write_text(
+        '[simulation]\nname = "s"\nstop_tick = 100000\n\n'
+        '[[actors]]\nclass = "slow.py:Slow"\ncount = 4\n\n[results]\nplots = false\n'
+    )
+    run_dir = tmp_path / "run"
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "runtime.cli", "run", str(scen)]
+    proc = subprocess.Popen(
+        [*cmd, "--out", str(run_dir)],
+        cwd=ROOT,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    while not (run_dir / ".staging-rank1.h5").exists():
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signum)  # to mpiexec, which forwards it to both ranks
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "run interrupted" in out and DIGEST.findall(out)
+    with h5py.File(run_dir / "results.h5") as f:
+        assert f.attrs["status"] == "interrupted"
+        last = int(f.attrs["last_tick"])
+        ticks, aais = f["probes/tick/tick"][()], f["probes/tick/aai"][()]
+        # Every actor recorded every tick up to the last completed one, in canonical order.
+        assert last >= 5
+        assert np.array_equal(ticks, np.repeat(np.arange(1, last + 1), 4))
+        assert np.array_equal(aais, np.tile([1, 2, 3, 4], last))
+        assert f["performance/wall_s"].shape == (2, int(f.attrs["ticks"]))
+    assert not list(run_dir.glob(".staging-*"))

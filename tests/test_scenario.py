@@ -103,12 +103,12 @@ ERRORS = {
         SIM + SHOP + "[simulaton]\nname = 'x'\n",
         "[simulaton]: unknown section; did you mean [simulation]? "
         "known sections: [simulation], [[actors]], [results], "
-        "[deployment], [placement]",
+        "[deployment], [placement], [[populations]]",
     ),
     "unknown top-level key": (
         "seed = 1\n" + SIM + SHOP,
         "seed: unknown section; known sections: [simulation], [[actors]], [results], "
-        "[deployment], [placement]",
+        "[deployment], [placement], [[populations]]",
     ),
     "unknown key in [simulation]": (
         "[simulation]\ntick_durtion = 1\n" + SHOP,
@@ -122,7 +122,8 @@ ERRORS = {
     ),
     "unknown key in [results]": (
         SIM + SHOP + "[results]\noutput_dir = 'x'\n",
-        "[results] output_dir: unknown key; did you mean output? allowed keys: output",
+        "[results] output_dir: unknown key; did you mean output? "
+        "allowed keys: output, include, exclude, plots",
     ),
     "TOML syntax": (
         '[simulation]\nname = "a"\nseed 5\n',
@@ -192,6 +193,34 @@ ERRORS = {
     "output wrong type": (
         SIM + SHOP + "[results]\noutput = 5\n",
         "[results] output: got integer 5; expected a non-empty string",
+    ),
+    "include not an array": (
+        SIM + SHOP + "[results]\ninclude = 'stock'\n",
+        '[results] include: got string "stock"; expected an array of regular expressions, '
+        'e.g. ["^stock$", "cans_.*"]',
+    ),
+    "include item not a string": (
+        SIM + SHOP + "[results]\ninclude = ['stock', 3]\n",
+        "[results] include[1]: got integer 3; expected a regular expression (a string), "
+        'e.g. ["^stock$", "cans_.*"]',
+    ),
+    "bad include regex": (
+        SIM + SHOP + "[results]\ninclude = ['stock', 'cans_(']\n",
+        '[results] include[1]: got string "cans_(", which is not a regular expression '
+        "(missing ), unterminated subpattern at position 5); fix the pattern; to match a "
+        "special character such as ( itself, put a backslash before it: '\\(' "
+        "(in TOML single quotes)",
+    ),
+    "bad exclude regex": (
+        SIM + SHOP + "[results]\nexclude = ['*thirst']\n",
+        '[results] exclude[0]: got string "*thirst", which is not a regular expression '
+        "(nothing to repeat at position 0); fix the pattern; to match a "
+        "special character such as ( itself, put a backslash before it: '\\(' "
+        "(in TOML single quotes)",
+    ),
+    "plots not a boolean": (
+        SIM + SHOP + "[results]\nplots = 'yes'\n",
+        '[results] plots: got string "yes"; expected true or false',
     ),
     "no [[actors]]": (
         SIM,
@@ -316,7 +345,7 @@ ERRORS = {
     "unknown key in [deployment]": (
         SIM + SHOP + "[deployment]\ngroupsize = 4\n",
         "[deployment] groupsize: unknown key; did you mean group_size? "
-        "allowed keys: group_size, routing, watchdog_s",
+        "allowed keys: group_size, routing, watchdog_s, process_grid",
     ),
     "group_size zero": (
         SIM + SHOP + "[deployment]\ngroup_size = 0\n",
@@ -429,7 +458,7 @@ def test_malformed_override(write, override):
         (
             "deployment.groupsize=4",
             "--set deployment.groupsize=4: unknown key of [deployment]; did you mean group_size? "
-            "allowed keys: group_size, routing, watchdog_s",
+            "allowed keys: group_size, routing, watchdog_s, process_grid",
         ),
         (
             "placement.policy=graf",
@@ -554,6 +583,13 @@ def test_all_keys(write):
     )
     assert s.output == "runs/soda"
     assert s.actors[0].hint == 3
+    assert (s.include, s.exclude, s.plots) == ([], [], True)
+
+
+def test_result_specification(write):
+    path = write(SIM + SHOP + "[results]\ninclude = ['^stock$', 'cans_.*']\nexclude = ['x']\n")
+    s = load_scenario(path, ["results.plots=false"])
+    assert (s.include, s.exclude, s.plots) == (["^stock$", "cans_.*"], ["x"], False)
 
 
 def test_deployment_and_placement(write):
@@ -805,3 +841,137 @@ def test_ids_with_dashes_resolve_unambiguously(write):
         + "[[actors]]\nclass = 'model.py:Shop'\nargs = { to = ['@c-1', '@c-1-0', '@c-0'] }\n"
     )
     assert load_scenario(path).actors[2].args == {"to": [4, 1, 3]}
+
+
+# --- [[populations]] ---------------------------------------------------------------
+
+POPULATION_MODEL = """
+import numpy as np
+from numba import njit
+from engine import DensePopulation
+
+
+@njit(cache=True)
+def step(src, dst, tick, key, block):
+    dst[0][:] = src[0] + 1
+
+
+class Grid(DensePopulation):
+    fields = {"x": np.int64}
+    kernel = staticmethod(step)
+
+    def __init__(self, rows, columns=4):
+        self.shape = (rows, columns)
+
+
+class Free(DensePopulation):
+    fields = {"x": np.int64}
+    kernel = staticmethod(step)
+    shape = 8
+"""
+
+GRID = '[[populations]]\nclass = "pop.py:Grid"\nargs = { rows = 6 }\n'
+GRID_AT = '[[populations]] #1 (class "pop.py:Grid")'
+STOP = "[simulation]\nstop_tick = 5\n"
+
+
+@pytest.fixture
+def write_pop(write, tmp_path):
+    (tmp_path / "pop.py").write_text(POPULATION_MODEL)
+    return write
+
+
+def test_populations_load_in_order_and_need_no_actors(write_pop):
+    path = write_pop(
+        STOP
+        + GRID
+        + '[[populations]]\nclass = "pop.py:Free"\nname = "free"\nargs = { shape = 12 }\n'
+        + "[deployment]\nprocess_grid = [2, 1]\n"
+    )
+    s = load_scenario(path)
+    assert s.actors == []
+    assert [(p.name, p.cls.__name__, p.args) for p in s.populations] == [
+        ("grid", "Grid", {"rows": 6}),
+        ("free", "Free", {"shape": 12}),
+    ]
+    assert s.process_grid == (2, 1)
+    assert load_scenario(path, ["deployment.process_grid=[1, 2]"]).process_grid == (1, 2)
+
+
+def test_population_scenario_runs(write_pop, tmp_path):
+    from runtime.runner import run_scenario
+
+    path = write_pop(STOP + GRID + SHOP)
+    outcome = run_scenario(load_scenario(path), out=tmp_path / "run")
+    assert outcome.status == "completed" and outcome.stats.ticks == 5
+    from runtime.results import read_probes
+
+    ticks, aais, sums = read_probes(tmp_path / "run" / "results.h5")["grid.x.sum"]
+    assert ticks.tolist() == [0, 1, 2, 3, 4] and sums.tolist() == [24, 48, 72, 96, 120]
+
+
+POPULATION_ERRORS = {
+    "unknown key": (
+        STOP + GRID + "size = 3\n",
+        f"{GRID_AT} size: unknown key; allowed keys: class, name, args",
+    ),
+    "missing class": (
+        STOP + "[[populations]]\nname = 'g'\n",
+        '[[populations]] #1: missing key class; add class = "package.module:Class" or '
+        'class = "path/to/file.py:Class"',
+    ),
+    "an actor class": (
+        STOP + '[[populations]]\nclass = "model.py:Shop"\n',
+        '[[populations]] #1 (class "model.py:Shop") class: Shop is not a subclass of '
+        "engine.DensePopulation; name a class that subclasses engine.DensePopulation",
+    ),
+    "no such class": (
+        STOP + '[[populations]]\nclass = "pop.py:Gird"\n',
+        '[[populations]] #1 (class "pop.py:Gird") class: "pop.py" has no Gird; did you mean '
+        "Grid? its DensePopulation classes: Free, Grid",
+    ),
+    "unknown argument": (
+        STOP + '[[populations]]\nclass = "pop.py:Grid"\nargs = { rows = 2, colums = 3 }\n',
+        f"{GRID_AT} args.colums: unknown argument of Grid(); did you mean columns? "
+        "Grid() accepts: rows, columns",
+    ),
+    "missing argument": (
+        STOP + '[[populations]]\nclass = "pop.py:Grid"\n',
+        f"{GRID_AT} args: missing required argument rows of Grid(); add it to args, "
+        "e.g. args = { rows = ... }",
+    ),
+    "same name twice": (
+        STOP + GRID + GRID,
+        '[[populations]] #2 (class "pop.py:Grid") name: name "grid" is already used by '
+        "[[populations]] #1; give each population its own name",
+    ),
+    "name with a slash": (
+        STOP + GRID + "name = 'a/b'\n",
+        f'{GRID_AT} name: got string "a/b"; expected a non-empty string without "@" or "/"',
+    ),
+    "no end": (
+        SIM + GRID,
+        "[simulation]: populations update at every tick, so the run needs an end; "
+        "add stop_tick or duration",
+    ),
+    "not an array": (
+        STOP + SHOP + "[populations]\nclass = 'pop.py:Grid'\n",
+        "[[populations]]: got a table; expected an array of tables: write [[populations]] "
+        "before each",
+    ),
+    "bad process grid": (
+        STOP + GRID + "[deployment]\nprocess_grid = [2, 0]\n",
+        "[deployment] process_grid: got an array; expected [rows, columns] of ranks, e.g. [2, 2]",
+    ),
+    "neither actors nor populations": (
+        STOP,
+        "[[actors]]: no actors; add at least one [[actors]] table with a class, e.g. "
+        'class = "model.py:Shop"',
+    ),
+}
+
+
+@pytest.mark.parametrize("text, expected", POPULATION_ERRORS.values(), ids=POPULATION_ERRORS)
+def test_population_error_message(write_pop, text, expected):
+    path = write_pop(text)
+    assert message(path) == f"{path}: {expected}"

@@ -97,6 +97,7 @@ class Customer(Actor):
         # For a customer of the scenario this is (0, 0); for one created while
         # the simulation runs, it is the diasca after its creation.
         self.thirst_tick = self.tick
+        self.declare_probe("budget", unit="€")
         self.record("thirst", self.thirst)
         self.record("budget", self.budget)
         if self.budget == 0:

@@ -95,7 +95,12 @@ class SodaMachine(Actor):
     # --- callbacks ------------------------------------------------------------
     def on_first_diasca(self) -> None:
         # Runs once, at (0, 0) for a machine listed in the scenario. Record the
-        # starting point of every probe, so that each series is complete.
+        # starting point of every probe, so that each series is complete. Units
+        # label the plots.
+        self.declare_probe("stock", unit="cans")
+        self.declare_probe("cans_sold", unit="cans")
+        self.declare_probe("revenue", unit="€")
+        self.declare_probe("restocked", unit="cans")
         self.record("stock", self.stock)
         self.record("cans_sold", self.cans_sold)
         self.record("revenue", self.revenue)

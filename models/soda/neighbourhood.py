@@ -83,6 +83,7 @@ class Neighbourhood(Actor):
 
     # --- callbacks ------------------------------------------------------------
     def on_first_diasca(self) -> None:
+        self.declare_probe("residents", unit="customers")
         self.record("residents", 0)
         self._plan_arrivals()
 

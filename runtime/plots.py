@@ -1,0 +1,548 @@
+"""Figures of a run, drawn with matplotlib's Agg backend into the run folder.
+
+One PNG per probe (``probe-<name>.png``) and two for the performance tracker
+(``performance-imbalance.png``, ``performance-breakdown.png``). Every figure
+reads ``results.h5`` a block at a time, so drawing a huge probe needs bounded
+memory: time is cut into at most ``MAX_BINS`` bins when a probe has more
+distinct ticks than that.
+
+How a probe is drawn:
+
+- up to ``MAX_LINES`` actors: one line per actor, holding each recorded value
+  until the next (``steps-post``); AAI 0 is labelled "aggregate";
+- more actors: percentile bands over the values recorded in each tick (or time
+  bin): median, 10-90 % and min-max;
+- vectors: one panel per component, titled with its label; a vector recorded by
+  a single actor is drawn as one line per component (up to ``MAX_OVERLAID``
+  components), or as a heat map when it has more than ``MAX_PANELS``.
+
+The time axis is simulated time, in s, min, h or d (see ``report.time_unit``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .report import time_unit
+from .results import RESULTS_FILE
+
+MAX_LINES = 20  # more actors than this: percentile bands
+MAX_BINS = 400  # time bins of a band plot, or of a long line plot
+MAX_PANELS = 16  # vector components drawn (one panel each)
+MAX_OVERLAID = 10  # one actor's vector: components drawn in one axes up to this width
+MAX_POINTS = 200_000  # rows read as they are; more: sampled per time bin
+_SAMPLE = 100_000  # values kept per time bin for its percentiles
+_BLOCK = 1 << 20
+
+_COLOURS = {"kernel": "#4C72B0", "exchange": "#DD8452", "consensus": "#C44E52", "other": "#BBBBBB"}
+
+
+def file_name(probe: str) -> str:
+    """``probe-<name>.png``, with characters unsafe in file names replaced by _."""
+    return "probe-" + re.sub(r"[^A-Za-z0-9._-]", "_", probe) + ".png"
+
+
+PERFORMANCE_FILES = ("performance-imbalance.png", "performance-breakdown.png")
+
+
+@dataclass
+class _Axis:
+    """Simulated time on the x axis: ticks times tick_duration, in a readable unit."""
+
+    tick_duration: float
+    unit: str
+    size: float
+
+    def __call__(self, ticks: np.ndarray) -> np.ndarray:
+        return np.asarray(ticks, dtype=np.float64) * (self.tick_duration / self.size)
+
+    @property
+    def label(self) -> str:
+        return f"simulated time [{self.unit}]"
+
+
+def draw_run(
+    run_dir: Path,
+    *,
+    rank: int = 0,
+    size: int = 1,
+    probe_pattern: str | None = None,
+    performance: bool = True,
+) -> list[Path]:
+    """Draw this rank's share of the figures (probe ``i`` on rank ``i % size``,
+    performance on rank 0); returns the PNGs written."""
+    results = Path(run_dir) / RESULTS_FILE
+    written: list[Path] = []
+    with h5py.File(results, "r") as f:
+        td = float(f.attrs.get("tick_duration", 1.0))
+        last = int(f.attrs.get("last_tick", 0))
+        if "performance" in f and f["performance/tick"].shape[0]:
+            last = max(last, int(f["performance/tick"][-1]))
+        unit, unit_s = time_unit(max(last, 1) * td)
+        axis = _Axis(td, unit, unit_s)
+        names = sorted(f.get("probes", {}))
+        if probe_pattern is not None:
+            pattern = re.compile(probe_pattern)
+            names = [n for n in names if pattern.search(n)]
+        for name in names[rank::size]:
+            path = results.parent / file_name(name)
+            _draw_probe(f["probes"][name], name, axis, path)
+            written.append(path)
+        if performance and rank == 0 and "performance" in f and f["performance/tick"].shape[0]:
+            written += _draw_performance(f["performance"], axis, results.parent)
+    return written
+
+
+# --- probes -----------------------------------------------------------------------
+
+
+def _figure(
+    width: float = 9.0,
+    height: float = 5.0,
+    *,
+    top: float = 0.5,
+    right: float = 0.25,
+    wspace: float = 0.3,
+    hspace: float = 0.5,
+):
+    """A figure with fixed margins, in inches: cheaper than a layout engine, which
+    draws every figure twice."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), dpi=100)
+    fig.subplots_adjust(
+        left=0.9 / width,
+        right=1 - right / width,
+        bottom=0.65 / height,
+        top=1 - top / height,
+        wspace=wspace,
+        hspace=hspace,
+    )
+    return fig
+
+
+def _save(fig, path: Path) -> None:
+    fig.savefig(path, dpi=100)
+
+
+def _actors(group: h5py.Group) -> np.ndarray:
+    aai = group["aai"]
+    found: set[int] = set()
+    for start in range(0, aai.shape[0], _BLOCK):
+        found.update(np.unique(aai[start : start + _BLOCK]).tolist())
+        if len(found) > MAX_LINES:
+            break
+    return np.array(sorted(found), dtype=np.int64)
+
+
+def _distinct_ticks(ticks_ds: h5py.Dataset) -> np.ndarray:
+    parts = []
+    for start in range(0, ticks_ds.shape[0], _BLOCK):
+        parts.append(np.unique(ticks_ds[start : start + _BLOCK]))
+    return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
+
+
+def _bins(ticks: np.ndarray) -> np.ndarray:
+    """Left tick edges of the time bins: every distinct tick, or MAX_BINS equal bins."""
+    if ticks.shape[0] <= MAX_BINS:
+        return ticks
+    return np.unique(np.linspace(ticks[0], ticks[-1] + 1, MAX_BINS + 1)[:-1].astype(np.int64))
+
+
+def _bands(group: h5py.Group, columns: list[int | None]):
+    """Per time bin: its left tick, and the 0/10/50/90/100th percentiles per column."""
+    t_ds, v_ds = group["tick"], group["value"]
+    edges = _bins(_distinct_ticks(t_ds))
+    stats = np.full((edges.shape[0], 5, len(columns)), np.nan)
+    pending: list[np.ndarray] = []
+    current = -1
+
+    def close(b: int) -> None:
+        if b < 0 or not pending:
+            return
+        vals = np.concatenate(pending)
+        stats[b] = np.nanpercentile(vals, [0, 10, 50, 90, 100], axis=0)
+        lo, hi = np.nanmin(vals, axis=0), np.nanmax(vals, axis=0)
+        stats[b, 0], stats[b, 4] = lo, hi
+        pending.clear()
+
+    cols = [c if c is not None else 0 for c in columns]
+    for start in range(0, t_ds.shape[0], _BLOCK):
+        ticks = t_ds[start : start + _BLOCK]
+        values = v_ds[start : start + _BLOCK]
+        values = values[:, cols] if values.ndim == 2 else values[:, None]
+        which = np.searchsorted(edges, ticks, "right") - 1
+        cuts = np.flatnonzero(np.diff(which)) + 1
+        for s, e in zip(np.r_[0, cuts], np.r_[cuts, ticks.shape[0]], strict=True):
+            b = int(which[s])
+            if b != current:
+                close(current)
+                current = b
+            chunk = values[s:e]
+            step = max(1, chunk.shape[0] // _SAMPLE)
+            if step > 1:  # keep extremes exact, sample the rest
+                extremes = np.vstack([chunk.min(axis=0), chunk.max(axis=0)])
+                chunk = np.vstack([chunk[::step], extremes])
+            pending.append(chunk)
+    close(current)
+    return edges, stats
+
+
+def _held_bands(group: h5py.Group, columns: list[int | None], actors: np.ndarray):
+    """Like ``_bands``, over every actor's latest value at the end of each time bin.
+
+    For probes that actors record now and then (on events): each value holds
+    until the actor records again.
+    """
+    t_ds, a_ds, v_ds = group["tick"], group["aai"], group["value"]
+    edges = _bins(_distinct_ticks(t_ds))
+    stats = np.full((edges.shape[0], 5, len(columns)), np.nan)
+    last = np.full((actors.shape[0], len(columns)), np.nan)
+    seen = np.zeros(actors.shape[0], dtype=bool)
+    cols = [c if c is not None else 0 for c in columns]
+    current = -1
+
+    def close(b: int) -> None:
+        if b >= 0 and seen.any():
+            stats[b] = np.percentile(last[seen], [0, 10, 50, 90, 100], axis=0)
+
+    for start in range(0, t_ds.shape[0], _BLOCK):
+        ticks = t_ds[start : start + _BLOCK]
+        index = np.searchsorted(actors, a_ds[start : start + _BLOCK])
+        values = v_ds[start : start + _BLOCK]
+        values = values[:, cols] if values.ndim == 2 else values[:, None]
+        which = np.searchsorted(edges, ticks, "right") - 1
+        cuts = np.flatnonzero(np.diff(which)) + 1
+        for s, e in zip(np.r_[0, cuts], np.r_[cuts, ticks.shape[0]], strict=True):
+            b = int(which[s])
+            if b != current:
+                close(current)
+                current = b
+            # The last row of each actor in the segment wins.
+            idx = index[s:e][::-1]
+            first, pos = np.unique(idx, return_index=True)
+            last[first] = values[s:e][::-1][pos]
+            seen[first] = True
+    close(current)
+    for b in range(1, stats.shape[0]):  # nobody recorded in a bin: every value holds
+        if np.isnan(stats[b]).all():
+            stats[b] = stats[b - 1]
+    return edges, stats
+
+
+def _lines(group: h5py.Group, actors: np.ndarray, columns: list[int | None]):
+    """Per actor: ticks and values (sampled per time bin when the probe is long)."""
+    t_ds, a_ds, v_ds = group["tick"], group["aai"], group["value"]
+    n = t_ds.shape[0]
+    cols = [c if c is not None else 0 for c in columns]
+    out: dict[int, list] = {int(a): [[], []] for a in actors}
+    edges = None if n <= MAX_POINTS else _bins(_distinct_ticks(t_ds))
+    for start in range(0, n, _BLOCK):
+        ticks, aais = t_ds[start : start + _BLOCK], a_ds[start : start + _BLOCK]
+        values = v_ds[start : start + _BLOCK]
+        values = values[:, cols] if values.ndim == 2 else values[:, None]
+        for a in actors:
+            mask = aais == a
+            t, v = ticks[mask], values[mask]
+            if edges is not None and t.shape[0]:  # the last value in each bin
+                which = np.searchsorted(edges, t, "right") - 1
+                keep = np.r_[which[1:] != which[:-1], True]
+                t, v = t[keep], v[keep]
+            out[int(a)][0].append(t)
+            out[int(a)][1].append(v)
+    return {
+        a: (np.concatenate(ts), np.concatenate(vs)) for a, (ts, vs) in out.items() if ts
+    }, edges is not None
+
+
+def _actor_label(aai: int) -> str:
+    return "aggregate" if aai == 0 else f"actor {aai}"
+
+
+def _ylabel(text: str, unit: str) -> str:
+    return f"{text} [{unit}]" if unit else text
+
+
+def _draw_probe(group: h5py.Group, name: str, axis: _Axis, path: Path) -> None:
+    value = group["value"]
+    n = value.shape[0]
+    width = value.shape[1] if value.ndim == 2 else 0
+    unit = str(group.attrs.get("unit", ""))
+    labels = [str(x) for x in group.attrs.get("labels", [])]
+    if width and len(labels) != width:
+        labels = [f"component {i}" for i in range(width)]
+    if n == 0:
+        fig = _figure(7, 3)
+        ax = fig.add_subplot()
+        ax.text(0.5, 0.5, "no rows recorded", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(f"{name}")
+        ax.set_axis_off()
+        _save(fig, path)
+        return
+    actors = _actors(group)
+    many = actors.shape[0] > MAX_LINES
+    if many:
+        actors = _all_actors(group)
+    count = f"{actors.shape[0]:,} actor{'s' if actors.shape[0] > 1 else ''}"
+
+    if width and not many and actors.shape[0] == 1 and width > MAX_PANELS:
+        _heatmap(group, name, unit, labels, axis, path, int(actors[0]))
+        return
+    if width and not many and actors.shape[0] == 1 and width <= MAX_OVERLAID:
+        # One actor's short vector: one line per component, in one axes.
+        series, sampled = _lines(group, actors, list(range(width)))
+        fig = _figure()
+        ax = fig.add_subplot()
+        ((t, v),) = series.values()
+        for i in range(width):
+            _line(ax, axis(t), v[:, i], labels[i])
+        ax.legend(fontsize="small", loc="best")
+        ax.set_xlabel(axis.label)
+        ax.set_ylabel(_ylabel("value", unit))
+        ax.set_title(f"{name} ({_actor_label(int(actors[0]))}){' - sampled' if sampled else ''}")
+        ax.grid(alpha=0.3)
+        _save(fig, path)
+        return
+
+    columns: list[int | None] = [None] if not width else list(range(min(width, MAX_PANELS)))
+    panels = len(columns)
+    ncols = 1 if panels == 1 else 2 if panels <= 4 else 3 if panels <= 9 else 4
+    nrows = -(-panels // ncols)
+    height = (5.0 if ncols == 1 else 4.0) if nrows == 1 else 2.7 * nrows + 1.0
+    fig = _figure(9 if ncols == 1 else 4.2 * ncols, height, top=0.5 if panels == 1 else 0.9)
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True)
+    if many:
+        recorded_ticks = _distinct_ticks(group["tick"]).shape[0]
+        # Recorded by most actors at most ticks: the values of each tick. Recorded
+        # now and then: every actor's latest value.
+        dense = n >= 0.5 * actors.shape[0] * recorded_ticks
+        if dense:
+            edges, stats = _bands(group, columns)
+        else:
+            edges, stats = _held_bands(group, columns, actors)
+        # Draw the last bin as wide as the one before it (one tick if there is only one).
+        step = int(edges[-1] - edges[-2]) if edges.shape[0] > 1 else 1
+        edges = np.r_[edges, edges[-1] + step]
+        stats = np.concatenate([stats, stats[-1:]])
+        x = axis(edges)
+        per = "time bin" if recorded_ticks > MAX_BINS else "tick"
+        how = "median, 10-90 %, min-max " + (
+            f"of the values of each {per}" if dense else f"of each actor's latest value, per {per}"
+        )
+    else:
+        series, sampled = _lines(group, actors, columns)
+        how = "one line per actor" + (", sampled" if sampled else "")
+    for i, col in enumerate(columns):
+        ax = axes[i // ncols][i % ncols]
+        if many:
+            s = stats[:, :, i]
+            ax.fill_between(
+                x, s[:, 0], s[:, 4], step="post", alpha=0.18, color="C0", label="min-max"
+            )
+            ax.fill_between(
+                x, s[:, 1], s[:, 3], step="post", alpha=0.35, color="C0", label="10-90 %"
+            )
+            ax.step(x, s[:, 2], where="post", color="C0", lw=1.6, label="median")
+        else:
+            for a, (t, v) in series.items():
+                _line(ax, axis(t), v[:, i], _actor_label(a))
+            if all(np.all(v[:, i] == np.round(v[:, i])) for _, v in series.values()):
+                from matplotlib.ticker import MaxNLocator
+
+                ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 2.5
+        if col is None:
+            ax.set_ylabel(_ylabel(name, unit))
+        else:  # the panel's title names the component
+            ax.set_title(labels[col], fontsize="medium")
+            ax.set_ylabel(unit or "value")
+        ax.grid(alpha=0.3)
+        if i == 0 and (many or 1 < len(actors) <= 10):
+            ax.legend(fontsize="small", loc="best")
+    for j in range(panels, nrows * ncols):
+        axes[j // ncols][j % ncols].set_axis_off()
+    for ax in axes[-1]:
+        ax.set_xlabel(axis.label)
+    for j in range(panels, nrows * ncols):  # label the axes above an empty slot
+        if j - ncols >= 0:
+            axes[(j - ncols) // ncols][(j - ncols) % ncols].xaxis.set_tick_params(labelbottom=True)
+            axes[(j - ncols) // ncols][(j - ncols) % ncols].set_xlabel(axis.label)
+    shown = (
+        "" if not width or width <= MAX_PANELS else f", first {MAX_PANELS} of {width} components"
+    )
+    if not many and actors.shape[0] == 1:
+        count, how = _actor_label(int(actors[0])), "one line" + (", sampled" if sampled else "")
+    fig.suptitle(f"{name} ({count}: {how}{shown})")
+    _save(fig, path)
+
+
+def _all_actors(group: h5py.Group) -> np.ndarray:
+    aai = group["aai"]
+    found = np.empty(0, np.int64)
+    for start in range(0, aai.shape[0], _BLOCK):
+        found = np.union1d(found, aai[start : start + _BLOCK])
+    return found
+
+
+def _line(ax, x: np.ndarray, y: np.ndarray, label: str) -> None:
+    marker = "o" if x.shape[0] <= 60 else None
+    ax.step(x, y, where="post", marker=marker, markersize=3, lw=1.2, label=label)
+
+
+def _heatmap(group, name, unit, labels, axis: _Axis, path: Path, aai: int) -> None:
+    """One actor's wide vector: time across, components up; a log colour scale when
+    the values are counts spanning orders of magnitude."""
+    from matplotlib.colors import LogNorm
+
+    width = group["value"].shape[1]
+    series, sampled = _lines(group, np.array([aai]), list(range(width)))
+    ((t, v),) = series.values()
+    named = bool(labels) and width <= 64
+    fig = _figure(10, max(5.0, 0.13 * width + 1.4) if named else 5.0, right=0.3)
+    if named:
+        fig.subplots_adjust(left=1.5 / 10)
+    ax = fig.add_subplot()
+    x = axis(t)
+    right = x[-1] + (x[-1] - x[0]) / max(len(x) - 1, 1)
+    positive = v[v > 0]
+    norm, scale = None, ""
+    if v.min() >= 0 and positive.size and v.max() > 100 * max(positive.min(), 1.0):
+        norm, scale = LogNorm(vmin=max(positive.min(), 1.0), vmax=v.max()), ", log scale"
+    shown = np.where(v > 0, v, np.nan) if norm is not None else v  # log: zeros left blank
+    image = ax.imshow(
+        shown.T,
+        aspect="auto",
+        origin="lower",
+        interpolation="nearest",
+        norm=norm,
+        extent=(x[0], right if right > x[0] else x[0] + 1, -0.5, width - 0.5),
+    )
+    fig.colorbar(image, ax=ax, label=_ylabel("value", unit) + scale)
+    ax.set_xlabel(axis.label)
+    if named:
+        ax.set_yticks(range(width), labels, fontsize="x-small")
+    else:
+        ax.set_ylabel("component")
+    sampled_text = ", sampled" if sampled else ""
+    ax.set_title(f"{name} ({_actor_label(aai)}, {width} components{sampled_text})")
+    _save(fig, path)
+
+
+# --- performance --------------------------------------------------------------------
+
+
+def _perf_bins(ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bin index of each evaluated tick, and the left tick of each bin."""
+    edges = _bins(ticks)
+    return np.searchsorted(edges, ticks, "right") - 1, edges
+
+
+def _draw_performance(perf: h5py.Group, axis: _Axis, folder: Path) -> list[Path]:
+    ticks = perf["tick"][()]
+    agg = perf["all_ranks"]
+    ranks = int(perf.attrs.get("ranks", 1))
+    which, edges = _perf_bins(ticks)
+    nb = edges.shape[0]
+
+    def per_bin(values: np.ndarray) -> np.ndarray:
+        return np.bincount(which, weights=values, minlength=nb)
+
+    paths = []
+    # Load imbalance: the busiest rank's kernel time over the mean, per tick (per
+    # bin: time-weighted). Wall time would say nothing: ranks wait for each other.
+    busiest = per_bin(agg["kernel_s_max"][()])
+    mean = per_bin(agg["kernel_s"][()]) / ranks
+    imbalance = np.divide(busiest, mean, out=np.ones(nb), where=mean > 0)
+    fig = _figure(9, 4.5)
+    ax = fig.add_subplot()
+    label = "busiest / mean rank kernel time"
+    ax.step(axis(edges), imbalance, where="post", color="C3", lw=1.4, label=label)
+    ax.axhline(1.0, color="grey", lw=0.8, ls="--", label="perfect balance")
+    ax.set_xlabel(axis.label)
+    ax.set_ylabel("load imbalance [max / mean]")
+    top = max(1.1, float(imbalance.max()) * 1.08)
+    ax.set_ylim(bottom=min(0.95, float(imbalance.min()) - 0.05), top=top)
+    overall = float(perf.attrs.get("imbalance", 1.0))
+    if ranks > 1:
+        title = f"Load imbalance per tick on {ranks} ranks: {overall:.2f} over the run"
+    else:
+        title = "Load imbalance per tick: 1 rank, always balanced"
+    ax.set_title(title)
+    ax.legend(fontsize="small", loc="best")
+    ax.grid(alpha=0.3)
+    path = folder / PERFORMANCE_FILES[0]
+    _save(fig, path)
+    paths.append(path)
+
+    # Time breakdown: where the ranks' wall time went, over time and per rank.
+    parts = {
+        "kernel": agg["kernel_s"][()],
+        "exchange": agg["exchange_s"][()],
+        "consensus": agg["consensus_s"][()],
+    }
+    wall = agg["wall_s"][()]
+    parts["other"] = np.clip(wall - sum(parts.values()), 0.0, None)
+    fig = _figure(12, 4.8)
+    left, right = fig.subplots(1, 2, width_ratios=[2.2, 1])
+    ticks_in_bin = np.maximum(np.bincount(which, minlength=nb), 1)
+    x = axis(edges)
+    bottom = np.zeros(nb)
+    for key, values in parts.items():
+        y = per_bin(values) / ranks / ticks_in_bin * 1e3  # ms per tick, mean over ranks
+        left.fill_between(x, bottom, bottom + y, step="post", color=_COLOURS[key], label=key, lw=0)
+        bottom += y
+    left.set_xlabel(axis.label)
+    left.set_ylabel("wall time per tick, mean over ranks [ms]")
+    left.set_title("Time breakdown over the run")
+    left.legend(fontsize="small", loc="upper right")
+    left.grid(alpha=0.3)
+
+    totals = _rank_totals(perf)
+    labels = [f"rank {r}" for r in range(totals["kernel"].shape[0])]
+    if len(labels) > 64:  # too many bars: show the fastest, the median and the slowest rank
+        order = np.argsort(totals["wall"])
+        pick = [order[0], order[len(order) // 2], order[-1]]
+        labels = [
+            f"rank {r} ({w})" for r, w in zip(pick, ("fastest", "median", "slowest"), strict=True)
+        ]
+        totals = {k: v[pick] for k, v in totals.items()}
+    y = np.arange(len(labels))
+    left_edge = np.zeros(len(labels))
+    scale, unit = (1e3, "ms") if totals["wall"].max() < 1 else (1.0, "s")
+    for key in ("kernel", "exchange", "consensus", "other"):
+        right.barh(y, totals[key] * scale, left=left_edge, color=_COLOURS[key], label=key)
+        left_edge += totals[key] * scale
+    right.set_yticks(y, labels, fontsize="small" if len(labels) < 24 else "x-small")
+    right.invert_yaxis()
+    right.set_xlabel(f"wall time over the run [{unit}]")
+    comm = float(perf.attrs.get("communication_share", 0.0))
+    right.set_title(f"Per rank: {comm:.1%} in communication")
+    right.grid(alpha=0.3, axis="x")
+    path = folder / PERFORMANCE_FILES[1]
+    _save(fig, path)
+    paths.append(path)
+    return paths
+
+
+def _rank_totals(perf: h5py.Group) -> dict[str, np.ndarray]:
+    """Per rank, seconds over the run in kernel, exchange, consensus and other."""
+    keys = {
+        "kernel": "kernel_s",
+        "exchange": "exchange_s",
+        "consensus": "consensus_s",
+        "wall": "wall_s",
+    }
+    n = perf["tick"].shape[0]
+    out = {k: np.zeros(perf["wall_s"].shape[0]) for k in keys}
+    step = max(1, _BLOCK // max(1, perf["wall_s"].shape[0]))
+    for start in range(0, n, step):
+        for k, ds in keys.items():
+            out[k] += np.nansum(perf[ds][:, start : start + step], axis=1)
+    out["other"] = np.clip(
+        out["wall"] - out["kernel"] - out["exchange"] - out["consensus"], 0, None
+    )
+    return out

@@ -1,0 +1,78 @@
+"""Words and numbers for people: durations, time axes, and the run summary.
+
+The CLI prints the summary; the runner writes the same text into ``run.log``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .runner import RunOutcome
+
+# Time units for display, largest first: (name, seconds, switch to it from this many seconds).
+_UNITS = (("d", 86400.0, 2 * 86400.0), ("h", 3600.0, 2 * 3600.0), ("min", 60.0, 120.0))
+
+
+def format_seconds(s: float) -> str:
+    """A duration as people read it: "42.5 s", "3.50 min", "1.25 d"."""
+    if s < 120:
+        return f"{s:.3g} s"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if s >= size:
+            return f"{s / size:.2f} {unit}"
+    return f"{s:.0f} s"
+
+
+def time_unit(span_s: float) -> tuple[str, float]:
+    """The unit in which to show a time axis that spans ``span_s`` seconds: (name, seconds).
+
+    Seconds below 2 min, minutes below 2 h, hours below 2 days, then days; so
+    an axis never shows more than a few hundred of its unit, nor less than two.
+    """
+    for unit, size, threshold in _UNITS:
+        if span_s >= threshold:
+            return unit, size
+    return "s", 1.0
+
+
+def summary(outcome: RunOutcome, tick_duration: float) -> str:
+    """The run summary; its last line is ``results digest: <64 hex digits>``."""
+    s = outcome.stats
+    rate = s.messages / s.wall_s if s.wall_s > 0 else 0.0
+    lines = [
+        f"run {outcome.status}: {outcome.run_dir.name}",
+        f"  ticks evaluated   {s.ticks:,} (last tick {s.last_tick:,}, "
+        f"{format_seconds(s.last_tick * tick_duration)} simulated)",
+        f"  diascas           {s.diascas:,}",
+        f"  messages          {s.messages:,} processed",
+        f"  spontaneous       {s.spontaneous:,} actions",
+        f"  actors            {outcome.initial_actors:,} initial, {s.created:,} created, "
+        f"{s.deleted:,} deleted",
+        f"  wall time         {s.wall_s:.3f} s, {rate:,.0f} messages/s",
+        f"  mode              {outcome.mode}, seed {outcome.seed}",
+        *placement_lines(outcome),
+        f"  load imbalance    {outcome.imbalance:.2f} (busiest over mean rank kernel time "
+        f"per tick, time-weighted)",
+        f"  communication     {outcome.communication:.1%} of rank time in exchange and consensus",
+        f"  probes            {outcome.probes:,} probe(s), {outcome.rows:,} rows"
+        + (f", {len(outcome.plots)} plot(s)" if outcome.plots else ""),
+        f"  results folder    {outcome.run_dir}",
+        f"results digest: {outcome.digest}",
+    ]
+    return "\n".join(lines)
+
+
+def placement_lines(outcome: RunOutcome) -> list[str]:
+    r = outcome.report
+    if outcome.ranks == 1 or not r:
+        return []
+    per_rank = r["per_rank"]
+    peers = max(p["peers"] for p in per_rank)
+    return [
+        f"  ranks             {outcome.ranks} in {r['groups']} group(s); "
+        f"actors per rank {r['actors_per_rank']}",
+        f"  actors per group  {r['actors_per_group']}",
+        f"  crossing          {r['cross_rank_fraction']:.1%} of messages crossed ranks, "
+        f"{r['cross_group_fraction']:.1%} crossed groups; at most {peers} peer(s) per rank",
+    ]
