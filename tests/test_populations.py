@@ -6,6 +6,8 @@ Transport seam in memory); tests/test_dense_mpi.py runs real mpiexec jobs.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from dense_support import digest, global_field, probe, run_ranks
@@ -675,3 +677,18 @@ def test_single_process_population_run_imports_no_mpi(tmp_path):
     )
     proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_population_aggregates_carry_their_field_units(tmp_path):
+    import h5py
+
+    from runtime.runner import run_scenario
+    from runtime.scenario import load_scenario
+
+    scenario = load_scenario(
+        Path(__file__).resolve().parent.parent / "scenarios" / "heat-small.toml"
+    )
+    outcome = run_scenario(scenario, stop_tick=3, out=tmp_path / "run")
+    with h5py.File(outcome.run_dir / "results.h5") as f:
+        for stat in ("sum", "min", "max"):
+            assert f[f"probes/plate.T.{stat}"].attrs["unit"] == "°C"

@@ -175,7 +175,8 @@ class DensePopulation:
     - ``regions``: (Ry, Rx) (or R for 1-D) regions aggregated separately;
     - ``params``: {name: small 1-D array} replicated on every rank, postable;
     - ``record``: record the aggregates as probes every tick (default True);
-      ``labels``: {categorical field: a name per value}, for the probes' labels.
+      ``labels``: {categorical field: a name per value}, for the probes' labels;
+      ``units``: {field: unit}, for the probes and their plots.
 
     ``initialize(local)`` fills the local block; ``kernel_args()`` returns the
     kernel's extra arguments (default: the ``params`` arrays, in order).
@@ -197,6 +198,7 @@ class DensePopulation:
     csr: tuple[Any, Any] | None = None
     record: bool = True
     labels: dict[str, tuple[str, ...]] = {}
+    units: dict[str, str] = {}
 
     def __init__(self, **kwargs: Any) -> None:
         # Populations without a constructor get their scenario arguments as attributes.
@@ -940,10 +942,8 @@ class DensePopulation:
         return out
 
     def _declare_probes(self) -> None:
-        """Labels of the vector probes (rank 0, once): values, and regions."""
-        declare = getattr(self._k._probes, "declare", None)
-        if declare is None:
-            return
+        """Units and labels of the aggregate probes (rank 0, once)."""
+        declare = self._k._probes.declare
         regions = [f"region {r}" for r in range(self.region_count)]
         for f, (_, k) in self._agg_cols.items():
             if k:
@@ -954,8 +954,12 @@ class DensePopulation:
                 if len(regions) > 1:
                     both = [f"{r} {v}" for r in regions for v in values]
                     declare(f"{self._name}.{f}.counts_by_region", "cells", both)
-            elif len(regions) > 1:
-                declare(f"{self._name}.{f}.sum_by_region", "", regions)
+                continue
+            unit = self.units.get(f, "")
+            for stat in ("sum", "min", "max"):
+                declare(f"{self._name}.{f}.{stat}", unit)
+            if len(regions) > 1:
+                declare(f"{self._name}.{f}.sum_by_region", unit, regions)
 
     def _record(self, tick: int, total: np.ndarray, byreg: np.ndarray) -> None:
         probes = self._k._probes

@@ -49,6 +49,7 @@ class HeatPlate(DensePopulation):
     """A rows x columns plate of temperatures, diffusing every tick."""
 
     fields = {"T": np.float64}
+    units = {"T": "°C"}
     stencil = "von_neumann"
     kernel = staticmethod(diffuse)
 
