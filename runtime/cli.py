@@ -227,7 +227,7 @@ def _run_here(args: argparse.Namespace, w: World) -> int:
             on_tick=progress,
             handle_signals=True,
         )
-    except runner.RunFolderError as exc:
+    except (runner.RunFolderError, runner.RunSetupError) as exc:
         if root:
             print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

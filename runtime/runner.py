@@ -32,6 +32,10 @@ class RunFolderError(Exception):
     """The run folder cannot be used; str() is the one-line message for the user."""
 
 
+class RunSetupError(Exception):
+    """The scenario cannot run as laid out (e.g. a process grid that does not fit)."""
+
+
 @dataclass
 class Deployment:
     """How a run is spread over ranks; None fields fall back to the scenario's."""
@@ -120,34 +124,15 @@ def run_scenario(
     seed = scenario.seed if seed is None else seed
     stop_tick = scenario.stop_tick if stop_tick is None else stop_tick
 
-    # Rank 0 chooses what must be the same everywhere, and proves the folder works.
-    choice: tuple[Path | None, int | None, str | None] = (None, None, None)
-    if w.rank == 0:
-        if seed is None:
-            seed = secrets.randbits(62) if mode == "ergodic" else 0
-        try:
-            run_dir = prepare_run_dir(Path(out) if out is not None else default_run_dir(scenario))
-            choice = (run_dir, seed, None)
-        except RunFolderError as exc:
-            choice = (None, seed, str(exc))
-    run_dir, seed, problem = w.bcast(choice)
-    if problem is not None:
-        raise RunFolderError(problem)
-    assert run_dir is not None and seed is not None
+    # Rank 0 draws what must be the same everywhere.
+    if w.rank == 0 and seed is None:
+        seed = secrets.randbits(62) if mode == "ergodic" else 0
+    seed = w.bcast(seed)
 
-    log_handler = None
-    if w.rank == 0:
-        shutil.copyfile(scenario.path, run_dir / "scenario.toml")
-        log_handler = _open_log(run_dir)
-        _log.info("run of %s (%s) in %s", scenario.name, scenario.path, run_dir)
-        _log.info("seed %d, mode %s, stop_tick %s, ranks %d", seed, mode, stop_tick, w.size)
-        if w.size > 1:
-            _log.info("group size %d, routing %s, placement %s", group_size, routing, policy)
-
+    # Set the run up before touching the disk: a layout that cannot work stops here.
     transport = w.transport(group_size=group_size, routing=routing, watchdog_s=watchdog_s)
     placement = make_placement(policy, size=w.size, group_size=group_size, scenario=scenario)
-    staging = results.staging_path(run_dir, w.rank)
-    sink = results.StagingSink(staging)
+    probes = ProbeStore(wanted=results.probe_filter(scenario.include, scenario.exclude))
     kernel = Kernel(
         tick_duration=scenario.tick_duration,
         stop_tick=stop_tick,
@@ -155,7 +140,7 @@ def run_scenario(
         mode=mode,
         transport=transport,
         placement=placement,
-        probes=ProbeStore(sink, wanted=results.probe_filter(scenario.include, scenario.exclude)),
+        probes=probes,
         run_order_seed=run_order_seed,
     )
     kernel.on_tick = on_tick if w.rank == 0 else None
@@ -165,7 +150,36 @@ def run_scenario(
             kernel.add_actors(entry.cls, entry.count, entry.hint, **entry.args)
             initial += entry.count
     for pop in scenario.populations:  # dense populations: a block on every rank
-        kernel.add_population(pop.cls, pop.name, scenario.process_grid, pop.args)
+        try:
+            kernel.add_population(pop.cls, pop.name, scenario.process_grid, pop.args)
+        except ValueError as exc:  # every rank finds the same problem
+            raise RunSetupError(f"{scenario.path}: [[populations]] {pop.name}: {exc}") from None
+
+    # Rank 0 proves the folder works, then every rank stages its probes there.
+    choice: tuple[Path | None, str | None] = (None, None)
+    if w.rank == 0:
+        try:
+            choice = (
+                prepare_run_dir(Path(out) if out is not None else default_run_dir(scenario)),
+                None,
+            )
+        except RunFolderError as exc:
+            choice = (None, str(exc))
+    run_dir, problem = w.bcast(choice)
+    if problem is not None:
+        raise RunFolderError(problem)
+    assert run_dir is not None
+    staging = results.staging_path(run_dir, w.rank)
+    probes.sink = sink = results.StagingSink(staging)
+
+    log_handler = None
+    if w.rank == 0:
+        shutil.copyfile(scenario.path, run_dir / "scenario.toml")
+        log_handler = _open_log(run_dir)
+        _log.info("run of %s (%s) in %s", scenario.name, scenario.path, run_dir)
+        _log.info("seed %d, mode %s, stop_tick %s, ranks %d", seed, mode, stop_tick, w.size)
+        if w.size > 1:
+            _log.info("group size %d, routing %s, placement %s", group_size, routing, policy)
 
     started = datetime.now(UTC)
     previous = _catch_signals(kernel) if handle_signals else None
@@ -358,4 +372,4 @@ def _catch_signals(kernel: Kernel) -> dict:
     return previous
 
 
-__all__ = ["Deployment", "RunFolderError", "RunOutcome", "World", "run_scenario"]
+__all__ = ["Deployment", "RunFolderError", "RunOutcome", "RunSetupError", "World", "run_scenario"]

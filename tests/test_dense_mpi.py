@@ -108,3 +108,16 @@ def test_dense_benchmark_quick(tmp_path):
     assert [r["model"] for r in rows] == ["heat", "epidemic"]
     for r in rows:
         assert r["updates_per_s"] > 0 and r["numpy_ms"] > 0 and r["tick_ms_2_ranks"] > 0
+
+
+def test_a_process_grid_that_does_not_fit_is_one_line_and_exit_2(tmp_path):
+    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "runtime.cli", "run", str(EPIDEMIC)]
+    cmd += ["--out", str(tmp_path / "run"), *grid(3, 1)]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        f"error: {EPIDEMIC}: [[populations]] epidemic: process grid [3, 1] does not have 2 "
+        f"ranks; give [rows, columns] whose product is the number of ranks\n"
+    )
+    assert not (tmp_path / "run").exists()
