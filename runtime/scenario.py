@@ -526,18 +526,7 @@ def _actors(items: Any, folder: Path, allow_none: bool = False) -> list[ActorEnt
     ids: dict[str, ActorEntry] = {}
     next_aai = 1
     for number, item in enumerate(items, 1):
-        label = f"[[actors]] #{number}"
-        _table(item, label)
-        if isinstance(item.get("class"), str):
-            label += f" (class {_quote(item['class'])})"
-        values = _check_keys(item, _ACTOR_KEYS, label)
-        if "class" not in values:
-            raise ScenarioError(
-                "missing key class",
-                where=label,
-                fix='add class = "package.module:Class" or class = "path/to/file.py:Class"',
-            )
-        cls = _resolve_class(values["class"], folder, f"{label} class")
+        label, values, cls = _classed_entry(item, f"[[actors]] #{number}", _ACTOR_KEYS, folder)
         args = values.get("args", {})
         _check_args(cls, args, label)
         entry = ActorEntry(
@@ -664,18 +653,9 @@ def _populations(items: Any, folder: Path) -> list[PopulationEntry]:
 
     entries: list[PopulationEntry] = []
     for number, item in enumerate(items, 1):
-        label = f"[[populations]] #{number}"
-        _table(item, label)
-        if isinstance(item.get("class"), str):
-            label += f" (class {_quote(item['class'])})"
-        values = _check_keys(item, _POPULATION_KEYS, label)
-        if "class" not in values:
-            raise ScenarioError(
-                "missing key class",
-                where=label,
-                fix='add class = "package.module:Class" or class = "path/to/file.py:Class"',
-            )
-        cls = _resolve_class(values["class"], folder, f"{label} class", DensePopulation)
+        label, values, cls = _classed_entry(
+            item, f"[[populations]] #{number}", _POPULATION_KEYS, folder, DensePopulation
+        )
         args = values.get("args", {})
         _check_args(cls, args, label)
         name = values.get("name", cls.__name__.lower())
@@ -693,6 +673,23 @@ def _populations(items: Any, folder: Path) -> list[PopulationEntry]:
 
 
 # --- classes -------------------------------------------------------------------
+
+
+def _classed_entry(
+    item: Any, label: str, keys: dict, folder: Path, base: type = Actor
+) -> tuple[str, dict, type]:
+    """An [[actors]] or [[populations]] entry's label, checked keys and resolved class."""
+    _table(item, label)
+    if isinstance(item.get("class"), str):
+        label += f" (class {_quote(item['class'])})"
+    values = _check_keys(item, keys, label)
+    if "class" not in values:
+        raise ScenarioError(
+            "missing key class",
+            where=label,
+            fix='add class = "package.module:Class" or class = "path/to/file.py:Class"',
+        )
+    return label, values, _resolve_class(values["class"], folder, f"{label} class", base)
 
 
 def _resolve_class(ref: str, folder: Path, where: str, base: type = Actor) -> type:
