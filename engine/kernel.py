@@ -157,7 +157,6 @@ class Kernel:
         self._notices: list[tuple[int, int, Any]] = []  # (creator, created, tag) next diasca
         self._changed = False  # a termination was declared this diasca
         self._interrupted = False
-        self._fresh = False  # actors were built this diasca: freeze them out of the GC
         self._current: tuple[int, str] = (0, "engine")  # where a model failure happened
         self._shuffle = (
             _pyrandom.Random(run_order_seed).shuffle if run_order_seed is not None else None
@@ -259,7 +258,7 @@ class Kernel:
         # Actors are long-lived and numerous: keep the cyclic garbage collector
         # off them (gc.freeze after they are built) and let it run less often.
         thresholds = gc.get_threshold()
-        gc.set_threshold(max(thresholds[0], 50_000), thresholds[1], thresholds[2])
+        gc.set_threshold(max(thresholds[0], 10_000), thresholds[1], thresholds[2])
         try:
             return self._run()
         finally:
@@ -279,9 +278,11 @@ class Kernel:
             stats.diascas += 1
             t0 = clock()
             failure = self._run_diasca(tick, diasca)
-            if self._fresh:
+            if stats.diascas == 1:
+                # The initial actors are built: keep them out of every later collection.
+                # Only once: freezing after later diascas would also freeze the garbage
+                # cycles made meanwhile, until the end of the run.
                 gc.freeze()
-                self._fresh = False
             outgoing, self._outbox = self._outbox, {}
             crossing = sum(map(len, outgoing.values()))
             row.sent += crossing + sum(map(len, self._inbox.values()))
@@ -431,7 +432,6 @@ class Kernel:
     def _construct(self) -> list[Actor]:
         """Build the actors due at this diasca (slots first, then the model's __init__)."""
         fresh: list[Actor] = []
-        self._fresh = True
         seed, rank_of, rank = self.seed, self._rank_of, self._rank
         init = Actor.__init__
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import weakref
+
 import pytest
 from conftest import series
 
@@ -580,3 +582,44 @@ def test_tick_trace_has_one_row_per_evaluated_tick(make_kernel):
     assert c["actors"].tolist() == [3, 3]
     assert int(c["diascas"].sum()) == stats.diascas
     assert (c["wall_s"] >= c["kernel_s"]).all()
+
+
+class _Junk:
+    """A garbage cycle: it refers to itself."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+
+_JUNK: weakref.WeakSet = weakref.WeakSet()
+
+
+class _Litterer(Actor):
+    """Makes a garbage cycle and a short-lived actor at every tick."""
+
+    def on_first_diasca(self) -> None:
+        self.schedule_in(1)
+
+    def act_spontaneous(self) -> None:
+        _JUNK.add(_Junk())
+        self.create_actor(_Brief)
+        if self.tick < 1500:
+            self.schedule_in(1)
+        else:
+            self.record("junk_alive", len(_JUNK))
+
+
+class _Brief(Actor):
+    def on_first_diasca(self) -> None:
+        self.declare_termination()
+
+
+def test_garbage_cycles_are_collected_during_a_long_run(make_kernel):
+    k = make_kernel(stop_tick=2000)
+    k.add_actors(_Litterer, 40)
+    stats = k.run()
+    assert stats.created == 40 * 1500
+    # 60,000 cycles were made; the collector must have freed most of them while
+    # the run went on (it keeps only the initial actors out of collections).
+    alive = max(v for _, _, v in series(k, "junk_alive"))
+    assert alive < 30_000, alive
