@@ -37,10 +37,6 @@ class Agenda:
             del self._by_tick[tick]
         return True
 
-    def is_planned(self, tick: int, aai: int) -> bool:
-        actors = self._by_tick.get(tick)
-        return actors is not None and aai in actors
-
     def remove_actor(self, aai: int) -> None:
         """Forget every plan of an actor that is leaving the simulation."""
         for tick in [t for t, actors in self._by_tick.items() if aai in actors]:

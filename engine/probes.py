@@ -54,9 +54,6 @@ class ProbeDeclaration:
     unit: str
     labels: tuple[str, ...]
 
-    def as_dict(self) -> dict[str, object]:
-        return {"unit": self.unit, "labels": list(self.labels)}
-
 
 class _Series:
     __slots__ = ("ticks", "aais", "values", "width")

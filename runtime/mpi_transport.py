@@ -51,10 +51,6 @@ class ExchangeStats:
     consensus_s: float = 0.0
 
 
-class WatchdogTimeout(Exception):
-    pass
-
-
 def _sparse_exchange(
     comm: MPI.Comm, outgoing: dict[int, bytes], tag: int, deadline: float
 ) -> list[bytes] | None:

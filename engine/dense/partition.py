@@ -116,14 +116,6 @@ class Layout:
         ly, lx = self.local_shape
         return (ly + 2 * self.halo[0], lx + 2 * self.halo[1])
 
-    def owner(self, y: int, x: int) -> int:
-        """The rank whose tile holds cell (y, x)."""
-        nby, nbx = self.nblocks
-        ys, xs = split(nby, self.pgrid[0]), split(nbx, self.pgrid[1])
-        cy = int(np.searchsorted(ys, y // self.block[0], side="right")) - 1
-        cx = int(np.searchsorted(xs, x // self.block[1], side="right")) - 1
-        return cy * self.pgrid[1] + cx
-
     def owners(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
         """Vectorised ``owner``."""
         nby, nbx = self.nblocks

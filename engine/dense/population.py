@@ -450,11 +450,6 @@ class DensePopulation:
         self._src = tuple(self._cur[n][0] if flat else self._cur[n] for n in self._names)
         self._dst = tuple(self._nxt[n][0] if flat else self._nxt[n] for n in self._names)
 
-    def _interior(self, arr: np.ndarray) -> np.ndarray:
-        lay = self._layout
-        (ly, lx), (hy, hx) = lay.local_shape, lay.halo
-        return arr[hy : hy + ly, hx : hx + lx]
-
     # --- halos and ghosts ---------------------------------------------------------
     def _plan_halos(self) -> None:
         """Preallocated (peer, tag, buffer) lists and the slices they copy."""
