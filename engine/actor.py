@@ -10,15 +10,52 @@ from __future__ import annotations
 
 import numbers
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from .errors import MessageError, PlanningError, SimulationError
 from .random import Random
 from .timing import seconds_to_ticks as _seconds_to_ticks
 
 if TYPE_CHECKING:
-    from .dense import PopulationView
-    from .kernel import Kernel
+    from .dense import DensePopulation, PopulationView
+    from .probes import ProbeStore
+
+
+class KernelSurface(Protocol):
+    """All an actor may use of its kernel (``engine.Kernel`` provides it).
+
+    The Actor API below goes through these members and nothing else; a test
+    holds actor.py to it. Keeping the surface this small is what lets the kernel
+    change its data structures without touching the Actor API.
+    """
+
+    tick: int
+    diasca: int
+    tick_duration: float
+    probes: ProbeStore
+
+    def post(self, sender: int, seq: int, target: int, handler: str, args: tuple) -> bool:
+        """Queue a message for the next diasca; False when ``target`` cannot take it."""
+
+    def class_of(self, aai: int) -> type | None:
+        """The class of actor ``aai``, None when no actor has that AAI."""
+
+    def plan(self, tick: int, aai: int) -> None:
+        """Plan ``act_spontaneous`` of ``aai`` at ``tick`` (already checked to be future)."""
+
+    def withdraw(self, tick: int, aai: int) -> bool:
+        """Cancel a plan; False when there was none."""
+
+    def create(
+        self, creator: int, count: int, cls: type, hint: Any, tag: Any, kwargs: dict
+    ) -> None:
+        """Ask for a new actor: the creator's ``count``-th creation."""
+
+    def terminate(self, actor: Actor) -> None:
+        """Remove ``actor`` at the end of the current tick."""
+
+    def population(self, name: str) -> DensePopulation:
+        """This rank's block of the dense population ``name``."""
 
 
 class Actor:
@@ -31,7 +68,7 @@ class Actor:
 
     __slots__ = ("_k", "_aai", "_random", "_seq", "_ncreated", "_terminating", "__dict__")
 
-    _k: Kernel
+    _k: KernelSurface
     _aai: int
     _random: Random
     _seq: int
@@ -85,26 +122,12 @@ class Actor:
     # --- messages ---------------------------------------------------------
     def send(self, target_aai: int, handler: str, *args: Any) -> None:
         """Call ``target.handler(self.aai, *args)`` at the next diasca."""
-        k = self._k
         if type(target_aai) is not int:
-            target_aai = _as_aai(k, self, target_aai, handler)
-        try:
-            known = handler in k._handlers[k._class_of[target_aai]] and target_aai > 0
-        except (IndexError, TypeError):
-            known = False
-        if not known:
-            _raise_bad_send(k, self, target_aai, handler)
+            target_aai = _as_aai(self, target_aai, handler)
         seq = self._seq
+        if not self._k.post(self._aai, seq, target_aai, handler, args):
+            _raise_bad_send(self, target_aai, handler)
         self._seq = seq + 1
-        rank = k._rank_of[target_aai]
-        if rank == k._rank:
-            box = k._inbox.get(target_aai)
-            if box is None:
-                k._inbox[target_aai] = [(self._aai, seq, handler, args)]
-            else:
-                box.append((self._aai, seq, handler, args))
-        else:
-            k._outbox.setdefault(rank, []).append((target_aai, self._aai, seq, handler, args))
 
     # --- planning ----------------------------------------------------------
     def add_spontaneous_tick(self, tick: int) -> None:
@@ -114,7 +137,7 @@ class Actor:
             tick = self._as_tick(tick, "plan")
         if tick <= k.tick or self._terminating:
             self._refuse_plan(tick, "plan")
-        k._plan(tick, self._aai)
+        k.plan(tick, self._aai)
 
     def add_spontaneous_ticks(self, ticks: Iterable[int]) -> None:
         for tick in ticks:
@@ -136,7 +159,7 @@ class Actor:
             tick = self._as_tick(tick, "withdraw")
         if tick <= k.tick:
             self._refuse_plan(tick, "withdraw")
-        if not k._agenda.withdraw(tick, self._aai):
+        if not k.withdraw(tick, self._aai):
             raise PlanningError(
                 f"actor {self._aai} ({type(self).__name__}) cannot withdraw tick {tick}: "
                 f"it had not planned it"
@@ -171,19 +194,19 @@ class Actor:
                 f"of engine.Actor; got {cls!r}"
             )
         self._ncreated += 1
-        self._k._creations.append((self._aai, self._ncreated, cls, hint, tag, kwargs))
+        self._k.create(self._aai, self._ncreated, cls, hint, tag, kwargs)
 
     def declare_termination(self) -> None:
         """Leave the simulation at the end of the current tick."""
         if not self._terminating:
             self._terminating = True
-            self._k._terminate(self)
+            self._k.terminate(self)
 
     # --- results -----------------------------------------------------------
     def record(self, probe_name: str, value: Any) -> None:
         """Record a number or a small vector for this actor at the current tick."""
         k = self._k
-        k._probes.record(probe_name, k.tick, self._aai, value)
+        k.probes.record(probe_name, k.tick, self._aai, value)
 
     def declare_probe(
         self, probe_name: str, unit: str = "", labels: Iterable[str] | None = None
@@ -193,7 +216,7 @@ class Actor:
         Optional; any actor may declare, as often as it likes, as long as every
         declaration of a probe says the same.
         """
-        self._k._probes.declare(probe_name, unit, labels)
+        self._k.probes.declare(probe_name, unit, labels)
 
     # --- dense populations ----------------------------------------------------
     def population(self, name: str) -> PopulationView:
@@ -219,12 +242,13 @@ def handlers_of(cls: type) -> frozenset[str]:
     return frozenset(names)
 
 
-def _check_target(k: Kernel, sender: Actor, target_aai: Any, handler: Any) -> str:
+def _refusal(sender: Actor, target_aai: Any, handler: Any) -> str:
     """Why a send is refused, as one line for the user."""
+    k = sender._k
     who = f"actor {sender._aai} ({type(sender).__name__}) at tick {k.tick} diasca {k.diasca}"
-    if type(target_aai) is not int or not 0 < target_aai < len(k._class_of):  # bools too
+    cls = k.class_of(target_aai) if type(target_aai) is int else None  # bools are no AAIs
+    if cls is None:
         return f"{who} sent '{handler}' to {target_aai!r}, which is no actor's AAI"
-    cls = k._classes[k._class_of[target_aai]]
     if not isinstance(handler, str):
         return f"{who}: the handler must be a method name (str); got {handler!r}"
     if handler in _API:
@@ -238,12 +262,12 @@ def _check_target(k: Kernel, sender: Actor, target_aai: Any, handler: Any) -> st
     )
 
 
-def _as_aai(k: Kernel, sender: Actor, target_aai: Any, handler: Any) -> int:
+def _as_aai(sender: Actor, target_aai: Any, handler: Any) -> int:
     """Accept NumPy integers as AAIs; refuse bools and everything else."""
     if isinstance(target_aai, numbers.Integral) and not isinstance(target_aai, bool):
         return int(target_aai)
-    _raise_bad_send(k, sender, target_aai, handler)
+    _raise_bad_send(sender, target_aai, handler)
 
 
-def _raise_bad_send(k: Kernel, sender: Actor, target_aai: Any, handler: Any) -> NoReturn:
-    raise MessageError(_check_target(k, sender, target_aai, handler))
+def _raise_bad_send(sender: Actor, target_aai: Any, handler: Any) -> NoReturn:
+    raise MessageError(_refusal(sender, target_aai, handler))

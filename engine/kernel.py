@@ -25,7 +25,16 @@ from .errors import MessageError, SimulationError
 from .probes import ProbeStore
 from .random import Random, stream_key
 from .trace import TickTrace
-from .transport import Failure, LocalTransport, Placement, Report, RoundRobin, Transport
+from .transport import (
+    Envelope,
+    Failure,
+    InboxEntry,
+    LocalTransport,
+    Placement,
+    Report,
+    RoundRobin,
+    Transport,
+)
 
 MODES = ("reproducible", "ergodic", "fastest")
 
@@ -131,7 +140,7 @@ class Kernel:
         self.mode = mode
         self.transport: Transport = transport if transport is not None else LocalTransport()
         self.placement: Placement = placement or RoundRobin(self.transport.size)
-        self._probes = probes if probes is not None else ProbeStore()
+        self.probes = probes if probes is not None else ProbeStore()
         self._rank = self.transport.rank
         self.tick = 0
         self.diasca = 0
@@ -147,9 +156,11 @@ class Kernel:
         # Local state.
         self._actors: dict[int, Actor] = {}
         self._agenda = Agenda()
-        self._plan = self._agenda.plan  # bound once: planning is on the hot path
-        self._inbox: dict[int, list] = {}
-        self._outbox: dict[int, list] = {}
+        # The agenda's calls are the Actor API's: bound once, planning is on the hot path.
+        self.plan = self._agenda.plan
+        self.withdraw = self._agenda.withdraw
+        self._inbox: dict[int, list[InboxEntry]] = {}  # by target AAI, for the next diasca
+        self._outbox: dict[int, list[Envelope]] = {}  # by destination rank
         self._creations: list = []
         self._terminating: list[Actor] = []
         self._initial: list[_InitialBlock] = []
@@ -166,10 +177,6 @@ class Kernel:
         self._populations: list = []  # engine.dense populations, in declaration order
 
     # --- setup -------------------------------------------------------------
-    @property
-    def probes(self) -> ProbeStore:
-        return self._probes
-
     @property
     def actor_count(self) -> int:
         """Actors alive on this rank."""
@@ -336,7 +343,7 @@ class Kernel:
             row.close(self, clock())
         stats.last_tick = tick
         stats.wall_s = clock() - start
-        self._probes.flush()
+        self.probes.flush()
         return stats
 
     def _next_tick(self, tick: int) -> int | None:
@@ -362,7 +369,7 @@ class Kernel:
                 fresh = self._construct()
                 handler = "on_first_diasca"
                 for actor in fresh:
-                    aai = actor._aai
+                    aai = actor.aai
                     actor.on_first_diasca()
             if self._notices:
                 handler = "on_actor_created"
@@ -396,7 +403,7 @@ class Kernel:
             )
         return None
 
-    def _deliver(self, inbox: dict[int, list], tick: int, diasca: int) -> None:
+    def _deliver(self, inbox: dict[int, list[InboxEntry]], tick: int, diasca: int) -> None:
         actors = self._actors
         sort, ergodic = self.mode != "fastest", self.mode == "ergodic"
         items = inbox.items()
@@ -422,7 +429,7 @@ class Kernel:
                 if sort:
                     msgs.sort()
                     if ergodic:
-                        actor._random.shuffle(msgs)
+                        actor.random.shuffle(msgs)
                 for sender, _, handler, args in msgs:
                     getattr(actor, handler)(sender, *args)
         except Exception:
@@ -481,18 +488,56 @@ class Kernel:
                 self._notices.append((creator, aai, tag))
         self.stats.created += len(creations)
 
-    def _terminate(self, actor: Actor) -> None:
-        self._agenda.remove_actor(actor._aai)
+    # --- the surface of the Actor API (engine.actor.KernelSurface) ---------------
+    # Besides tick, diasca, tick_duration, probes, plan and withdraw (attributes),
+    # and population(), the Actor API uses these methods and nothing else.
+
+    def post(self, sender: int, seq: int, target: int, handler: str, args: tuple) -> bool:
+        """Queue a message for the next diasca: this rank's inbox, or another rank's batch.
+
+        False, and nothing queued, when ``target`` is no actor or has no such handler.
+        """
+        try:
+            if target <= 0 or handler not in self._handlers[self._class_of[target]]:
+                return False
+        except (IndexError, TypeError):  # an AAI past the last, an unhashable handler
+            return False
+        rank = self._rank_of[target]
+        if rank == self._rank:
+            box = self._inbox.get(target)
+            if box is None:
+                self._inbox[target] = [(sender, seq, handler, args)]
+            else:
+                box.append((sender, seq, handler, args))
+        else:
+            self._outbox.setdefault(rank, []).append((target, sender, seq, handler, args))
+        return True
+
+    def class_of(self, aai: int) -> type | None:
+        """The class of actor ``aai`` (on any rank), None when no actor has that AAI."""
+        if not 0 < aai < len(self._class_of):
+            return None
+        return self._classes[self._class_of[aai]]
+
+    def create(
+        self, creator: int, count: int, cls: type, hint: Any, tag: Any, kwargs: dict
+    ) -> None:
+        """Ask for a new actor; it gets its AAI at the end of the diasca, in canonical order."""
+        self._creations.append((creator, count, cls, hint, tag, kwargs))
+
+    def terminate(self, actor: Actor) -> None:
+        """Take ``actor`` out of the agenda now and out of the rank at the end of the tick."""
+        self._agenda.remove_actor(actor.aai)
         self._terminating.append(actor)
         self._changed = True
 
     def _remove_terminated(self) -> None:
         for actor in self._terminating:
-            del self._actors[actor._aai]
+            del self._actors[actor.aai]
         self.stats.deleted += len(self._terminating)
         self._terminating = []
 
-    def _accept(self, envelopes: list) -> None:
+    def _accept(self, envelopes: list[Envelope]) -> None:
         inbox = self._inbox
         for target, sender, seq, handler, args in envelopes:
             box = inbox.get(target)

@@ -13,7 +13,11 @@ from typing import Any, Protocol
 
 import numpy as np
 
-# A cross-rank message: (target AAI, sender AAI, sender's sequence number, handler, args).
+# A message waiting in its target's inbox: (sender AAI, sender's sequence number,
+# handler, args). Sorting a target's entries gives the canonical order, by
+# (sender AAI, sequence number), which are unique per message.
+InboxEntry = tuple[int, int, str, tuple]
+# A message crossing ranks: an inbox entry with the target AAI in front.
 Envelope = tuple[int, int, int, str, tuple]
 # A creation request: (creator AAI, creator's creation count, class, hint, tag, kwargs).
 Creation = tuple[int, int, type, Any, Any, dict]

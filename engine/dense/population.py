@@ -93,11 +93,11 @@ class DensePopulation:
     units: dict[str, str] = {}
 
     def __init__(self, **kwargs: Any) -> None:
-        # Populations without a constructor get their scenario arguments as attributes.
+        # Populations without a constructor get their scenario arguments as attributes
+        # (so the scenario loader checks argument names only against a constructor
+        # of the class's own, as for actors).
         for name, value in kwargs.items():
             setattr(self, name, value)
-
-    __init__.takes_any_keyword = True  # the scenario loader checks no argument names
 
     # --- what a model overrides --------------------------------------------
     def initialize(self, local: Local) -> None:
