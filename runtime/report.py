@@ -10,30 +10,29 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .runner import RunOutcome
 
-# Time units for display, largest first: (name, seconds, switch to it from this many seconds).
-_UNITS = (("d", 86400.0, 2 * 86400.0), ("h", 3600.0, 2 * 3600.0), ("min", 60.0, 120.0))
-
-
-def format_seconds(s: float) -> str:
-    """A duration as people read it: "42.5 s", "3.50 min", "1.25 d"."""
-    if s < 120:
-        return f"{s:.3g} s"
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if s >= size:
-            return f"{s / size:.2f} {unit}"
-    return f"{s:.0f} s"
+# Time units for display, largest first: (name, seconds). Every display follows
+# one rule (``time_unit``): a unit is used from two of it on.
+_UNITS = (("d", 86400.0), ("h", 3600.0), ("min", 60.0))
 
 
 def time_unit(span_s: float) -> tuple[str, float]:
-    """The unit in which to show a time axis that spans ``span_s`` seconds: (name, seconds).
+    """The unit in which to show ``span_s`` seconds: (name, seconds per unit).
 
     Seconds below 2 min, minutes below 2 h, hours below 2 days, then days; so
     an axis never shows more than a few hundred of its unit, nor less than two.
     """
-    for unit, size, threshold in _UNITS:
-        if span_s >= threshold:
+    for unit, size in _UNITS:
+        if span_s >= 2 * size:
             return unit, size
     return "s", 1.0
+
+
+def format_seconds(s: float) -> str:
+    """A duration as people read it: "42.5 s", "3.50 min", "2.25 d" (units of ``time_unit``)."""
+    unit, size = time_unit(s)
+    if unit == "s":
+        return f"{s:.3g} s"
+    return f"{s / size:.2f} {unit}"
 
 
 def summary(outcome: RunOutcome, tick_duration: float) -> str:
