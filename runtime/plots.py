@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import h5py
 import numpy as np
@@ -268,115 +269,170 @@ def _ylabel(text: str, unit: str) -> str:
     return f"{text} [{unit}]" if unit else text
 
 
+@dataclass
+class _Probe:
+    """What decides how a probe is drawn: its rows, width, unit, labels and actors."""
+
+    group: h5py.Group
+    name: str
+    rows: int
+    width: int  # 0: numbers
+    unit: str
+    labels: list[str]
+    actors: np.ndarray  # every actor when ``many``, else up to MAX_LINES
+    many: bool  # more than MAX_LINES actors: percentile bands
+
+    @classmethod
+    def read(cls, group: h5py.Group, name: str) -> _Probe:
+        value = group["value"]
+        width = value.shape[1] if value.ndim == 2 else 0
+        labels = [str(x) for x in group.attrs.get("labels", [])]
+        if width and len(labels) != width:
+            labels = [f"component {i}" for i in range(width)]
+        actors = _actors(group) if value.shape[0] else np.empty(0, np.int64)
+        many = actors.shape[0] > MAX_LINES
+        if many:
+            actors = _all_actors(group)
+        unit = str(group.attrs.get("unit", ""))
+        return cls(group, name, value.shape[0], width, unit, labels, actors, many)
+
+    @property
+    def columns(self) -> list[int | None]:
+        """The panels: one for numbers, one per component (up to MAX_PANELS) for vectors."""
+        return [None] if not self.width else list(range(min(self.width, MAX_PANELS)))
+
+    @property
+    def count(self) -> str:
+        n = self.actors.shape[0]
+        return f"{n:,} actor{'s' if n > 1 else ''}"
+
+
 def _draw_probe(group: h5py.Group, name: str, axis: _Axis, path: Path) -> None:
-    value = group["value"]
-    n = value.shape[0]
-    width = value.shape[1] if value.ndim == 2 else 0
-    unit = str(group.attrs.get("unit", ""))
-    labels = [str(x) for x in group.attrs.get("labels", [])]
-    if width and len(labels) != width:
-        labels = [f"component {i}" for i in range(width)]
-    if n == 0:
-        fig = _figure(7, 3)
-        ax = fig.add_subplot()
-        ax.text(0.5, 0.5, "no rows recorded", ha="center", va="center", transform=ax.transAxes)
-        ax.set_title(f"{name}")
-        ax.set_axis_off()
-        _save(fig, path)
-        return
-    actors = _actors(group)
-    many = actors.shape[0] > MAX_LINES
-    if many:
-        actors = _all_actors(group)
-    count = f"{actors.shape[0]:,} actor{'s' if actors.shape[0] > 1 else ''}"
+    """One figure per probe; its layout follows from the probe's shape and actors."""
+    probe = _Probe.read(group, name)
+    if probe.rows == 0:
+        _draw_empty(name, path)
+    elif probe.many:
+        _draw_bands(probe, axis, path)
+    elif probe.width and probe.actors.shape[0] == 1 and probe.width > MAX_PANELS:
+        _heatmap(group, name, probe.unit, probe.labels, axis, path, int(probe.actors[0]))
+    elif probe.width and probe.actors.shape[0] == 1 and probe.width <= MAX_OVERLAID:
+        _draw_components(probe, axis, path)
+    else:
+        _draw_actor_lines(probe, axis, path)
 
-    if width and not many and actors.shape[0] == 1 and width > MAX_PANELS:
-        _heatmap(group, name, unit, labels, axis, path, int(actors[0]))
-        return
-    if width and not many and actors.shape[0] == 1 and width <= MAX_OVERLAID:
-        # One actor's short vector: one line per component, in one axes.
-        series, sampled = _lines(group, actors, list(range(width)))
-        fig = _figure()
-        ax = fig.add_subplot()
-        ((t, v),) = series.values()
-        for i in range(width):
-            _line(ax, axis(t), v[:, i], labels[i])
-        ax.legend(fontsize="small", loc="best")
-        ax.set_xlabel(axis.label)
-        ax.set_ylabel(_ylabel("value", unit))
-        ax.set_title(f"{name} ({_actor_label(int(actors[0]))}){' - sampled' if sampled else ''}")
-        ax.grid(alpha=0.3)
-        _save(fig, path)
-        return
 
-    columns: list[int | None] = [None] if not width else list(range(min(width, MAX_PANELS)))
-    panels = len(columns)
+def _draw_empty(name: str, path: Path) -> None:
+    fig = _figure(7, 3)
+    ax = fig.add_subplot()
+    ax.text(0.5, 0.5, "no rows recorded", ha="center", va="center", transform=ax.transAxes)
+    ax.set_title(f"{name}")
+    ax.set_axis_off()
+    _save(fig, path)
+
+
+def _draw_components(probe: _Probe, axis: _Axis, path: Path) -> None:
+    """One actor's short vector: one line per component, in one axes."""
+    series, sampled = _lines(probe.group, probe.actors, list(range(probe.width)))
+    fig = _figure()
+    ax = fig.add_subplot()
+    ((t, v),) = series.values()
+    for i in range(probe.width):
+        _line(ax, axis(t), v[:, i], probe.labels[i])
+    ax.legend(fontsize="small", loc="best")
+    ax.set_xlabel(axis.label)
+    ax.set_ylabel(_ylabel("value", probe.unit))
+    who = _actor_label(int(probe.actors[0]))
+    ax.set_title(f"{probe.name} ({who}){' - sampled' if sampled else ''}")
+    ax.grid(alpha=0.3)
+    _save(fig, path)
+
+
+def _draw_bands(probe: _Probe, axis: _Axis, path: Path) -> None:
+    """Many actors: median, 10-90 % and min-max bands per tick or time bin, per panel."""
+    recorded_ticks = _distinct_ticks(probe.group["tick"]).shape[0]
+    # Recorded by most actors at most ticks: the values of each tick. Recorded
+    # now and then: every actor's latest value.
+    dense = probe.rows >= 0.5 * probe.actors.shape[0] * recorded_ticks
+    if dense:
+        edges, stats = _bands(probe.group, probe.columns)
+    else:
+        edges, stats = _held_bands(probe.group, probe.columns, probe.actors)
+    # Draw the last bin as wide as the one before it (one tick if there is only one).
+    step = int(edges[-1] - edges[-2]) if edges.shape[0] > 1 else 1
+    edges = np.r_[edges, edges[-1] + step]
+    stats = np.concatenate([stats, stats[-1:]])
+    x = axis(edges)
+    per = "time bin" if recorded_ticks > MAX_BINS else "tick"
+    how = "median, 10-90 %, min-max " + (
+        f"of the values of each {per}" if dense else f"of each actor's latest value, per {per}"
+    )
+    fig, axes = _panel_grid(probe)
+    for i, ax in enumerate(axes):
+        s = stats[:, :, i]
+        ax.fill_between(x, s[:, 0], s[:, 4], step="post", alpha=0.18, color="C0", label="min-max")
+        ax.fill_between(x, s[:, 1], s[:, 3], step="post", alpha=0.35, color="C0", label="10-90 %")
+        ax.step(x, s[:, 2], where="post", color="C0", lw=1.6, label="median")
+    axes[0].legend(fontsize="small", loc="best")
+    _finish_panels(fig, probe, axis, f"{probe.count}: {how}", path)
+
+
+def _draw_actor_lines(probe: _Probe, axis: _Axis, path: Path) -> None:
+    """A few actors: one line per actor in each panel."""
+    series, sampled = _lines(probe.group, probe.actors, probe.columns)
+    fig, axes = _panel_grid(probe)
+    for i, ax in enumerate(axes):
+        for a, (t, v) in series.items():
+            _line(ax, axis(t), v[:, i], _actor_label(a))
+        if all(np.all(v[:, i] == np.round(v[:, i])) for _, v in series.values()):
+            from matplotlib.ticker import MaxNLocator
+
+            ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 2.5
+    n = probe.actors.shape[0]
+    if 1 < n <= 10:
+        axes[0].legend(fontsize="small", loc="best")
+    sampled_text = ", sampled" if sampled else ""
+    if n == 1:
+        title = f"{_actor_label(int(probe.actors[0]))}: one line{sampled_text}"
+    else:
+        title = f"{probe.count}: one line per actor{sampled_text}"
+    _finish_panels(fig, probe, axis, title, path)
+
+
+def _panel_grid(probe: _Probe) -> tuple[Any, list]:
+    """A figure with one panel per column, in rows of up to four; returns the used axes."""
+    panels = len(probe.columns)
     ncols = 1 if panels == 1 else 2 if panels <= 4 else 3 if panels <= 9 else 4
     nrows = -(-panels // ncols)
     height = (5.0 if ncols == 1 else 4.0) if nrows == 1 else 2.7 * nrows + 1.0
     fig = _figure(9 if ncols == 1 else 4.2 * ncols, height, top=0.5 if panels == 1 else 0.9)
-    axes = fig.subplots(nrows, ncols, squeeze=False, sharex=True)
-    if many:
-        recorded_ticks = _distinct_ticks(group["tick"]).shape[0]
-        # Recorded by most actors at most ticks: the values of each tick. Recorded
-        # now and then: every actor's latest value.
-        dense = n >= 0.5 * actors.shape[0] * recorded_ticks
-        if dense:
-            edges, stats = _bands(group, columns)
-        else:
-            edges, stats = _held_bands(group, columns, actors)
-        # Draw the last bin as wide as the one before it (one tick if there is only one).
-        step = int(edges[-1] - edges[-2]) if edges.shape[0] > 1 else 1
-        edges = np.r_[edges, edges[-1] + step]
-        stats = np.concatenate([stats, stats[-1:]])
-        x = axis(edges)
-        per = "time bin" if recorded_ticks > MAX_BINS else "tick"
-        how = "median, 10-90 %, min-max " + (
-            f"of the values of each {per}" if dense else f"of each actor's latest value, per {per}"
-        )
-    else:
-        series, sampled = _lines(group, actors, columns)
-        how = "one line per actor" + (", sampled" if sampled else "")
-    for i, col in enumerate(columns):
-        ax = axes[i // ncols][i % ncols]
-        if many:
-            s = stats[:, :, i]
-            ax.fill_between(
-                x, s[:, 0], s[:, 4], step="post", alpha=0.18, color="C0", label="min-max"
-            )
-            ax.fill_between(
-                x, s[:, 1], s[:, 3], step="post", alpha=0.35, color="C0", label="10-90 %"
-            )
-            ax.step(x, s[:, 2], where="post", color="C0", lw=1.6, label="median")
-        else:
-            for a, (t, v) in series.items():
-                _line(ax, axis(t), v[:, i], _actor_label(a))
-            if all(np.all(v[:, i] == np.round(v[:, i])) for _, v in series.values()):
-                from matplotlib.ticker import MaxNLocator
+    grid = fig.subplots(nrows, ncols, squeeze=False, sharex=True)
+    return fig, [grid[i // ncols][i % ncols] for i in range(panels)]
 
-                ax.yaxis.set_major_locator(MaxNLocator(integer=True))  # counts: no 2.5
+
+def _finish_panels(fig: Any, probe: _Probe, axis: _Axis, what: str, path: Path) -> None:
+    """Labels, grids and the title of a panel grid, then save it."""
+    for ax, col in zip(fig.axes, probe.columns, strict=False):
         if col is None:
-            ax.set_ylabel(_ylabel(name, unit))
+            ax.set_ylabel(_ylabel(probe.name, probe.unit))
         else:  # the panel's title names the component
-            ax.set_title(labels[col], fontsize="medium")
-            ax.set_ylabel(unit or "value")
+            ax.set_title(probe.labels[col], fontsize="medium")
+            ax.set_ylabel(probe.unit or "value")
         ax.grid(alpha=0.3)
-        if i == 0 and (many or 1 < len(actors) <= 10):
-            ax.legend(fontsize="small", loc="best")
+    grid = fig.axes[0].get_subplotspec().get_gridspec()
+    nrows, ncols = grid.get_geometry()
+    panels = len(probe.columns)
     for j in range(panels, nrows * ncols):
-        axes[j // ncols][j % ncols].set_axis_off()
-    for ax in axes[-1]:
+        fig.axes[j].set_axis_off()
+        if j - ncols >= 0:  # label the axes above an empty slot
+            fig.axes[j - ncols].xaxis.set_tick_params(labelbottom=True)
+            fig.axes[j - ncols].set_xlabel(axis.label)
+    for ax in fig.axes[(nrows - 1) * ncols :]:
         ax.set_xlabel(axis.label)
-    for j in range(panels, nrows * ncols):  # label the axes above an empty slot
-        if j - ncols >= 0:
-            axes[(j - ncols) // ncols][(j - ncols) % ncols].xaxis.set_tick_params(labelbottom=True)
-            axes[(j - ncols) // ncols][(j - ncols) % ncols].set_xlabel(axis.label)
-    shown = (
-        "" if not width or width <= MAX_PANELS else f", first {MAX_PANELS} of {width} components"
-    )
-    if not many and actors.shape[0] == 1:
-        count, how = _actor_label(int(actors[0])), "one line" + (", sampled" if sampled else "")
-    fig.suptitle(f"{name} ({count}: {how}{shown})")
+    shown = ""
+    if probe.width > MAX_PANELS:
+        shown = f", first {MAX_PANELS} of {probe.width} components"
+    fig.suptitle(f"{probe.name} ({what}{shown})")
     _save(fig, path)
 
 
