@@ -139,14 +139,16 @@ def worker(args: argparse.Namespace) -> None:
     from engine import Kernel, MemorySink, ProbeStore
     from runtime.launch import world
     from runtime.placement import make_placement
+    from runtime.runner import make_transport
     from runtime.scenario import load_scenario
+    from runtime.sgroups import SGroups
 
     w = world()
     scenario = load_scenario(ROOT / "scenarios" / f"{args.worker}.toml")
     (entry,) = scenario.populations
     rows, columns = grid_for(args.cells)
     entry.args = {**entry.args, "rows": rows, "columns": columns}
-    transport = w.transport(group_size=w.size, routing="direct", watchdog_s=600.0)
+    transport = make_transport(w, SGroups.of(w.size, None), "direct", watchdog_s=600.0)
     kernel = Kernel(
         stop_tick=args.warmup + args.ticks,
         seed=scenario.seed or 0,
@@ -169,7 +171,7 @@ def worker(args: argparse.Namespace) -> None:
     trace = kernel.trace.columns()
     measured = trace["wall_s"][trace["tick"] >= args.warmup]
     tick_s = float(measured.mean())
-    tick_max = w.comm.allreduce(tick_s, op=__import__("mpi4py.MPI").MPI.MAX) if w.comm else tick_s
+    tick_max = float(w.allreduce(np.array([tick_s]), "max")[0])
     out = {"model": args.worker, "cells": rows * columns, "ranks": w.size, "tick_s": tick_max}
     if w.size == 1:
         kargs = pop.kernel_args()

@@ -46,12 +46,14 @@ def worker(args: argparse.Namespace) -> None:
     import resource
 
     from runtime.launch import world
-    from runtime.runner import Deployment, run_scenario
+    from runtime.runner import run_scenario
     from runtime.scenario import load_scenario
 
-    scenario = load_scenario(args.scenario)
-    dep = Deployment(group_size=args.group_size, routing=args.routing)
-    outcome = run_scenario(scenario, out=args.out, deployment=dep)
+    overrides = [f"deployment.routing={args.routing}"]
+    if args.group_size is not None:
+        overrides.append(f"deployment.group_size={args.group_size}")
+    scenario = load_scenario(args.scenario, overrides)
+    outcome = run_scenario(scenario, out=args.out)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     peaks = world().gather(peak)
     if world().rank != 0:

@@ -16,10 +16,12 @@ from collections.abc import Sequence
 from engine import MODES, Kernel
 
 from . import runner
-from .launch import ROUTINGS, LaunchError, World, launched_size, relaunch, world
+from .comm import Comm
+from .launch import LaunchError, launched_size, relaunch, world
 from .placement import POLICIES
 from .report import format_seconds, summary
-from .scenario import ScenarioError, load_scenario
+from .scenario import Override, ScenarioError, load_scenario
+from .sgroups import ROUTINGS
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -46,7 +48,7 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run a scenario file")
     run.add_argument("scenario", help="the scenario's TOML file")
     run.add_argument("--seed", type=int, help="override [simulation] seed")
-    run.add_argument("--mode", choices=MODES, help="override [simulation] mode")
+    run.add_argument("--mode", metavar="|".join(MODES), help="override [simulation] mode")
     run.add_argument("--stop-tick", type=int, metavar="T", help="stop before tick T")
     run.add_argument(
         "--set",
@@ -59,8 +61,8 @@ def _parser() -> argparse.ArgumentParser:
     dist = run.add_argument_group("distribution (see docs/clusters.md)")
     dist.add_argument("--ranks", type=int, metavar="N", help="start N local MPI ranks")
     dist.add_argument("--group-size", type=int, metavar="G", help="ranks per s_group")
-    dist.add_argument("--routing", choices=ROUTINGS, help="cross-group message routing")
-    dist.add_argument("--placement", choices=POLICIES, help="load-balancing policy")
+    dist.add_argument("--routing", metavar="|".join(ROUTINGS), help="cross-group message routing")
+    dist.add_argument("--placement", metavar="|".join(POLICIES), help="load-balancing policy")
     plot = sub.add_parser("plot", help="draw a run's figures again (PNG files in its folder)")
     plot.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (holding results.h5)")
     plot.add_argument(
@@ -145,15 +147,26 @@ class _Progress:
             self._bar.stop()
 
 
-def _check_args(args: argparse.Namespace) -> str | None:
-    for flag, value in (
-        ("--stop-tick", args.stop_tick),
-        ("--ranks", args.ranks),
-        ("--group-size", args.group_size),
-    ):
-        if value is not None and value < 1:
-            return f"{flag} must be >= 1; got {value}"
-    return None
+# The flags that set a scenario value: (flag, argparse name, section, key). Each
+# becomes an override, checked like the scenario file's own value.
+_SETTING_FLAGS = (
+    ("--seed", "seed", "simulation", "seed"),
+    ("--mode", "mode", "simulation", "mode"),
+    ("--stop-tick", "stop_tick", "simulation", "stop_tick"),
+    ("--group-size", "group_size", "deployment", "group_size"),
+    ("--routing", "routing", "deployment", "routing"),
+    ("--placement", "placement", "placement", "policy"),
+)
+
+
+def _overrides(args: argparse.Namespace) -> list[str | Override]:
+    """``--set`` overrides in order, then the flags' (a flag wins over --set)."""
+    flags = [
+        Override(section, key, getattr(args, name), origin=flag)
+        for flag, name, section, key in _SETTING_FLAGS
+        if getattr(args, name) is not None
+    ]
+    return [*args.set, *flags]
 
 
 def _relaunch_args(argv: Sequence[str]) -> list[str]:
@@ -170,9 +183,11 @@ def _relaunch_args(argv: Sequence[str]) -> list[str]:
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    problem = _check_args(args)
-    if problem is not None:
-        print(f"error: {problem}", file=sys.stderr)
+    if args.ranks is not None and args.ranks < 1:  # not a scenario value: checked here
+        print(
+            f"error: --ranks: got integer {args.ranks}; expected a whole number >= 1",
+            file=sys.stderr,
+        )
         return EXIT_BAD_INPUT
     try:
         if args.ranks and args.ranks > 1 and launched_size() == 1:
@@ -202,31 +217,17 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return EXIT_FAILED
 
 
-def _run_here(args: argparse.Namespace, w: World) -> int:
+def _run_here(args: argparse.Namespace, w: Comm) -> int:
     root = w.rank == 0
     try:
-        scenario = load_scenario(args.scenario, args.set)
+        scenario = load_scenario(args.scenario, _overrides(args))
     except ScenarioError as exc:
         if root:
             print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    progress = (
-        _Progress(args.stop_tick or scenario.stop_tick, scenario.tick_duration) if root else None
-    )
-    deployment = runner.Deployment(
-        group_size=args.group_size, routing=args.routing, placement=args.placement
-    )
+    progress = _Progress(scenario.stop_tick, scenario.tick_duration) if root else None
     try:
-        outcome = runner.run_scenario(
-            scenario,
-            seed=args.seed,
-            mode=args.mode,
-            stop_tick=args.stop_tick,
-            out=args.out,
-            deployment=deployment,
-            on_tick=progress,
-            handle_signals=True,
-        )
+        outcome = runner.run_scenario(scenario, out=args.out, on_tick=progress, handle_signals=True)
     except (runner.RunFolderError, runner.RunSetupError) as exc:
         if root:
             print(f"error: {exc}", file=sys.stderr)
@@ -237,7 +238,7 @@ def _run_here(args: argparse.Namespace, w: World) -> int:
     code = {"failed": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED}.get(outcome.status, 0)
     if not root:
         return code
-    if outcome.mode == "ergodic" and args.seed is None and scenario.seed is None:
+    if outcome.mode == "ergodic" and scenario.seed is None:
         print(f"ergodic seed: {outcome.seed} (replay with --seed {outcome.seed})")
     for failure in outcome.failures:
         print(f"error: {failure.describe()}", file=sys.stderr)

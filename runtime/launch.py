@@ -14,11 +14,8 @@ import sys
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
-from typing import Any
 
-from engine import LocalTransport
-
-ROUTINGS = ("direct", "s_group")
+from .comm import Comm
 
 # Variables that MPI launchers set in every process they start, with the world size.
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
@@ -42,51 +39,11 @@ def launched_size() -> int:
     return 1
 
 
-class World:
-    """Rank, size and the few collectives the runner needs, with or without MPI."""
-
-    def __init__(self, comm: Any = None) -> None:
-        self.comm = comm
-        self.rank = comm.Get_rank() if comm is not None else 0
-        self.size = comm.Get_size() if comm is not None else 1
-
-    @property
-    def library(self) -> str:
-        if self.comm is None:
-            return "none (single process)"
-        from mpi4py import MPI
-
-        return MPI.Get_library_version().replace("\x00", "").splitlines()[0].strip()
-
-    def transport(self, *, group_size: int, routing: str, watchdog_s: float) -> Any:
-        if self.comm is None:
-            return LocalTransport()
-        from .mpi_transport import MpiTransport
-
-        return MpiTransport(
-            self.comm, group_size=group_size, routing=routing, watchdog_s=watchdog_s
-        )
-
-    def bcast(self, obj: Any) -> Any:
-        return obj if self.comm is None else self.comm.bcast(obj, 0)
-
-    def gather(self, obj: Any) -> list | None:
-        return [obj] if self.comm is None else self.comm.gather(obj, 0)
-
-    def barrier(self) -> None:
-        if self.comm is not None:
-            self.comm.Barrier()
-
-    def abort(self, code: int) -> None:
-        if self.comm is not None:
-            self.comm.Abort(code)
-
-
 @cache
-def world() -> World:
+def world() -> Comm:
     """This process's world: MPI's COMM_WORLD when a launcher started several ranks."""
     if launched_size() <= 1:
-        return World()
+        return Comm()
     try:
         from mpi4py import MPI
     except ImportError as exc:
@@ -94,7 +51,7 @@ def world() -> World:
             f"this process was started as one rank of an MPI job, but mpi4py cannot be "
             f"imported ({exc}); install it with: python -m pip install mpi4py"
         ) from None
-    return World(MPI.COMM_WORLD)
+    return Comm(MPI.COMM_WORLD)
 
 
 def find_mpiexec() -> str | None:

@@ -1,8 +1,7 @@
 """The kernel's transport over MPI: s_groups, sparse exchange, hierarchical consensus.
 
-Ranks are split into s_groups of consecutive ranks. Each group has a leader
-(its lowest rank), which is also its gateway; the root is rank 0, the leader of
-group 0. Per diasca the kernel makes two calls:
+The s_groups (see ``runtime.sgroups``) give each group a leader, which is also
+its gateway; the root is rank 0. Per diasca the kernel makes two calls:
 
 - ``exchange``: message batches, one pickle per destination. ``direct`` routing
   sends each batch straight to its rank. ``s_group`` routing sends inside the
@@ -26,7 +25,7 @@ from mpi4py import MPI
 
 from engine import Failure, Report
 
-from .launch import ROUTINGS
+from .sgroups import ROOT, ROUTINGS, SGroups
 
 # Each exchange step has a tag of its own, and probes only for it: a fast rank
 # may already be in the next step, or in the consensus, while a slow one probes.
@@ -92,7 +91,7 @@ class MpiTransport:
         self,
         comm: MPI.Comm,
         *,
-        group_size: int | None = None,
+        sgroups: SGroups | None = None,
         routing: str = "direct",
         watchdog_s: float = 60.0,
     ) -> None:
@@ -101,32 +100,27 @@ class MpiTransport:
         self.comm = comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
-        self.group_size = min(group_size or self.size, self.size)
+        self.sgroups = sgroups = sgroups or SGroups.of(self.size, None)
+        if sgroups.size != self.size:
+            raise ValueError(f"s_groups of {sgroups.size} ranks for a job of {self.size}")
         self.routing = routing
         self.watchdog_s = watchdog_s
-        self.group = self.rank // self.group_size
-        self.n_groups = -(-self.size // self.group_size)
+        self.group = sgroups.group_of(self.rank)
         self.group_comm = comm.Split(self.group, self.rank)
-        self.is_leader = self.group_comm.Get_rank() == 0
+        self.is_leader = sgroups.is_leader(self.rank)
         self.leaders_comm = comm.Split(0 if self.is_leader else MPI.UNDEFINED, self.rank)
         self.stats = ExchangeStats()
         self._stalled = False  # an exchange round timed out: the run is being stopped
 
-    def group_of(self, rank: int) -> int:
-        return rank // self.group_size
-
-    def leader_of(self, group: int) -> int:
-        return group * self.group_size
-
     # --- exchange ---------------------------------------------------------
     def exchange(self, outgoing: dict[int, list]) -> list:
         start = time.perf_counter()
-        st = self.stats
+        st, group_of = self.stats, self.sgroups.group_of
         for dest, batch in outgoing.items():
             st.messages_out += len(batch)
-            if self.group_of(dest) != self.group:
+            if group_of(dest) != self.group:
                 st.cross_group += len(batch)
-        if self.routing == "direct" or self.n_groups == 1:
+        if self.routing == "direct" or self.sgroups.count == 1:
             incoming = self._exchange_direct(outgoing)
         else:
             incoming = self._exchange_s_group(outgoing)
@@ -142,11 +136,12 @@ class MpiTransport:
         return incoming
 
     def _exchange_s_group(self, outgoing: dict[int, list]) -> list:
-        base = self.group * self.group_size  # world rank of group-local rank 0
+        sg = self.sgroups
+        base = sg.leader_of(self.group)  # world rank of group-local rank 0
         mine: dict[int, list] = {}  # group-local rank -> envelopes
         foreign: dict[int, dict[int, list]] = {}  # dest group -> dest rank -> envelopes
         for dest, batch in outgoing.items():
-            g = self.group_of(dest)
+            g = sg.group_of(dest)
             if g == self.group:
                 mine[dest - base] = batch
             else:
@@ -202,7 +197,7 @@ class MpiTransport:
         """Count bytes and peers; ``base`` maps group-local ranks, None means gateways."""
         for dest, payload in payloads.items():
             self.stats.bytes_out += len(payload)
-            self.stats.peers.add(self.leader_of(dest) if base is None else base + dest)
+            self.stats.peers.add(self.sgroups.gateway_of(dest) if base is None else base + dest)
 
     # --- consensus ----------------------------------------------------------
     def agree(self, report: Report) -> Report:
@@ -221,29 +216,27 @@ class MpiTransport:
             )
         if self.group_comm.Get_size() > 1:
             if self.is_leader:
-                parts = self._collect(self.group_comm, _TAG_REPORT, report, self._group_ranks())
+                members = list(self.sgroups.ranks_of(self.group))
+                parts = self._collect(self.group_comm, _TAG_REPORT, report, members)
                 report = Report.merge(parts)
             else:
                 self.group_comm.send(report, 0, _TAG_REPORT)
-        if self.is_leader and self.n_groups > 1:
-            if self.rank == 0:
-                leaders = [self.leader_of(g) for g in range(self.n_groups)]
+        several = self.sgroups.count > 1
+        if self.is_leader and several:
+            if self.rank == ROOT:
+                leaders = self.sgroups.leaders
                 parts = self._collect(self.leaders_comm, _TAG_GROUP_REPORT, report, leaders)
                 report = Report.merge(parts)
             else:
                 self.leaders_comm.send(report, 0, _TAG_GROUP_REPORT)
-        if self.rank == 0 and any(f.handler in _WATCHDOG for f in report.failures):
+        if self.rank == ROOT and any(f.handler in _WATCHDOG for f in report.failures):
             self._abort(report.failures)
-        if self.is_leader and self.n_groups > 1:
+        if self.is_leader and several:
             report = self.leaders_comm.bcast(report, 0)
         if self.group_comm.Get_size() > 1:
             report = self.group_comm.bcast(report, 0)
         self.stats.consensus_s += time.perf_counter() - start
         return report
-
-    def _group_ranks(self) -> list[int]:
-        base = self.group * self.group_size
-        return list(range(base, base + self.group_comm.Get_size()))
 
     def _collect(self, comm: MPI.Comm, tag: int, own: Report, world: list[int]) -> list[Report]:
         """Reports of every other rank of ``comm``; silent ranks become watchdog failures."""
@@ -297,16 +290,6 @@ class MpiTransport:
             flush=True,
         )
         self.comm.Abort(3)
-
-    def gather(self, obj: object) -> list | None:
-        """Every rank's ``obj`` at the root (None elsewhere)."""
-        return self.comm.gather(obj, 0)
-
-    def bcast(self, obj: object) -> object:
-        return self.comm.bcast(obj, 0)
-
-    def barrier(self) -> None:
-        self.comm.Barrier()
 
     # --- dense populations: see runtime/mpi_halo.py ----------------------------
     def halo_exchange(self, sends: list, recvs: list) -> None:

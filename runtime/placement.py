@@ -7,8 +7,8 @@ pure function of that call sequence. Nothing here reads the rank number, a
 clock, Python's salted ``hash()`` of strings, or the iteration order of a set
 of objects. Where randomness would help (hints) a stable hash stands in.
 
-Ranks ``0 .. size-1`` form consecutive s_groups of ``group_size`` ranks (the
-last one may be smaller). Every policy picks a group first, then a rank of it.
+Ranks form s_groups (``runtime.sgroups``). Every policy picks a group first,
+then a rank of it.
 
 Policies (see ``docs/clusters.md``):
 
@@ -33,6 +33,8 @@ from typing import TYPE_CHECKING, Any
 
 from engine.transport import Placement
 
+from .sgroups import SGroups
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -49,15 +51,6 @@ BALANCE_PERCENT = 3
 # A creator's rank keeps the actors it creates while it holds at most
 # ceil(OVERLOAD * mean) actors (graph policy).
 OVERLOAD_NUM, OVERLOAD_DEN = 11, 10
-
-
-def groups_of(size: int, group_size: int) -> list[range]:
-    """The s_groups of ``size`` ranks: runs of ``group_size``, the last one maybe shorter."""
-    if type(size) is not int or size < 1:
-        raise ValueError(f"size must be a whole number >= 1; got {size!r}")
-    if type(group_size) is not int or group_size < 1:
-        raise ValueError(f"group_size must be a whole number >= 1; got {group_size!r}")
-    return [range(start, min(start + group_size, size)) for start in range(0, size, group_size)]
 
 
 def make_placement(
@@ -84,10 +77,11 @@ class _Placement:
     policy = ""
 
     def __init__(self, *, size: int, group_size: int, scenario: Scenario | None = None) -> None:
-        self.groups = groups_of(size, group_size)
+        self.sgroups = sgroups = SGroups(size, group_size)
+        self.groups = list(sgroups.groups)
         self.size = size
-        self.group_size = min(group_size, size)
-        self.group_of_rank = [g for g, ranks in enumerate(self.groups) for _ in ranks]
+        self.group_size = sgroups.group_size
+        self.group_of_rank = [sgroups.group_of(r) for r in range(size)]  # a list: fast to index
         self.counts = [0] * size
         self.loads: list = self.counts  # per-rank load; least_loaded keeps weights here
         # One lap of round robin: the first rank of every group, then the second of
@@ -105,8 +99,7 @@ class _Placement:
         return list(self.counts)
 
     def actors_per_group(self) -> list[int]:
-        counts = self.counts
-        return [sum(counts[r] for r in ranks) for ranks in self.groups]
+        return self.sgroups.per_group(self.counts)
 
     def fingerprint(self) -> str:
         """A digest of the decisions' outcome: equal on every rank of a sound run."""

@@ -2,7 +2,10 @@
 
 This is the one place that turns a ``Scenario`` into a finished run folder, in
 one process or on every rank of an MPI job. The CLI and the tests both go
-through ``run_scenario``.
+through ``run_scenario``, whose stages are: settings (the same on every rank),
+kernel (actors and populations declared, before anything touches the disk),
+run folder, the run itself, figures gathered from every rank, metadata, and
+finally results.h5 and the outcome.
 """
 
 from __future__ import annotations
@@ -18,12 +21,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine import Failure, Kernel, ProbeStore, RunStats
+from engine import Failure, Kernel, LocalTransport, ProbeStore, RunStats, Transport
 
 from . import results
-from .launch import World, world
+from .comm import Comm
+from .finalize import finalize
+from .launch import world
 from .placement import make_placement
 from .scenario import Scenario
+from .sgroups import ROOT, SGroups
 
 _log = logging.getLogger("pydiasca")
 
@@ -34,16 +40,6 @@ class RunFolderError(Exception):
 
 class RunSetupError(Exception):
     """The scenario cannot run as laid out (e.g. a process grid that does not fit)."""
-
-
-@dataclass
-class Deployment:
-    """How a run is spread over ranks; None fields fall back to the scenario's."""
-
-    group_size: int | None = None
-    routing: str | None = None
-    placement: str | None = None
-    watchdog_s: float | None = None
 
 
 @dataclass
@@ -99,155 +95,244 @@ def prepare_run_dir(run_dir: Path) -> Path:
 def run_scenario(
     scenario: Scenario,
     *,
-    seed: int | None = None,
-    mode: str | None = None,
-    stop_tick: int | None = None,
     out: str | Path | None = None,
-    deployment: Deployment | None = None,
     on_tick: Callable[[Kernel], None] | None = None,
     handle_signals: bool = False,
     run_order_seed: int | None = None,
 ) -> RunOutcome:
     """Run ``scenario`` on this process's rank(s) and write its run folder.
 
-    Arguments given here override the scenario's. An ergodic run without a
-    seed draws a fresh one, logs it and stores it, so that it can be replayed.
-    Under MPI every rank calls this; rank 0 decides the folder and the seed.
+    Settings come from the scenario alone: to change one, load the scenario
+    with an override (``load_scenario(path, ["simulation.seed=7"])``), which is
+    what the command line's flags do. Under MPI every rank calls this.
     """
-    w = world()
-    dep = deployment or Deployment()
-    group_size = dep.group_size or scenario.group_size or w.size
-    routing = dep.routing or scenario.routing
-    policy = dep.placement or scenario.placement
-    watchdog_s = dep.watchdog_s or scenario.watchdog_s
-    mode = mode or scenario.mode
-    seed = scenario.seed if seed is None else seed
-    stop_tick = scenario.stop_tick if stop_tick is None else stop_tick
+    comm = world()
+    settings = _settings(scenario, comm)
+    kernel = _kernel(scenario, settings, comm, run_order_seed)
+    kernel.on_tick = on_tick if comm.rank == ROOT else None
+    run_dir = _run_folder(scenario, out, comm)
+    log_handler = _start_log(scenario, settings, run_dir) if comm.rank == ROOT else None
+    try:
+        started = datetime.now(UTC)
+        stats = _run(kernel, results.staging_path(run_dir, comm.rank), handle_signals)
+        ended = datetime.now(UTC)
+        report = _gather_figures(kernel, settings.sgroups, comm)
+        metadata = None
+        if comm.rank == ROOT:
+            metadata = _metadata(scenario, settings, comm, report, stats, started, ended)
+        outcome = _finish(scenario, settings, kernel, report, metadata, run_dir, comm)
+        if scenario.plots:
+            outcome.plots = _draw_plots(run_dir, comm)
+        if log_handler is not None:
+            from .report import summary
 
-    # Rank 0 draws what must be the same everywhere.
-    if w.rank == 0 and seed is None:
-        seed = secrets.randbits(62) if mode == "ergodic" else 0
-    seed = w.bcast(seed)
+            _log.info("summary\n%s", summary(outcome, scenario.tick_duration))
+    finally:
+        if log_handler is not None:
+            _log.removeHandler(log_handler)
+            log_handler.close()
+    return outcome
 
-    # Set the run up before touching the disk: a layout that cannot work stops here.
-    transport = w.transport(group_size=group_size, routing=routing, watchdog_s=watchdog_s)
-    placement = make_placement(policy, size=w.size, group_size=group_size, scenario=scenario)
-    probes = ProbeStore(wanted=results.probe_filter(scenario.include, scenario.exclude))
+
+# --- the stages of a run: settings, kernel, folder, run, figures, results -------------
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What a run adds to its scenario's settings, the same on every rank."""
+
+    seed: int  # the scenario's, or drawn by the root
+    sgroups: SGroups  # the scenario's group_size over this job's ranks
+
+
+def _settings(scenario: Scenario, comm: Comm) -> _Settings:
+    """The scenario's settings; the root draws a seed the scenario leaves open.
+
+    An ergodic run without a seed gets a fresh one, which is logged and stored,
+    so that it can be replayed; any other run gets seed 0.
+    """
+    seed = scenario.seed
+    if comm.rank == ROOT and seed is None:
+        seed = secrets.randbits(62) if scenario.mode == "ergodic" else 0
+    return _Settings(comm.bcast(seed), SGroups.of(comm.size, scenario.group_size))
+
+
+def make_transport(comm: Comm, sgroups: SGroups, routing: str, watchdog_s: float) -> Transport:
+    """The kernel's transport: in memory for one process, else MPI over s_groups."""
+    if comm.mpi is None:
+        return LocalTransport()
+    from .mpi_transport import MpiTransport
+
+    return MpiTransport(comm.mpi, sgroups=sgroups, routing=routing, watchdog_s=watchdog_s)
+
+
+def _kernel(
+    scenario: Scenario, settings: _Settings, comm: Comm, run_order_seed: int | None
+) -> Kernel:
+    """This rank's kernel with the scenario's actors and populations declared.
+
+    It runs before the run folder exists: a layout that cannot work stops here.
+    """
+    sgroups = settings.sgroups
+    transport = make_transport(comm, sgroups, scenario.routing, scenario.watchdog_s)
+    placement = make_placement(
+        scenario.placement, size=comm.size, group_size=sgroups.group_size, scenario=scenario
+    )
     kernel = Kernel(
         tick_duration=scenario.tick_duration,
-        stop_tick=stop_tick,
-        seed=seed,
-        mode=mode,
+        stop_tick=scenario.stop_tick,
+        seed=settings.seed,
+        mode=scenario.mode,
         transport=transport,
         placement=placement,
-        probes=probes,
+        probes=ProbeStore(wanted=results.probe_filter(scenario.include, scenario.exclude)),
         run_order_seed=run_order_seed,
     )
-    kernel.on_tick = on_tick if w.rank == 0 else None
-    initial = 0
     for entry in scenario.actors:
         if entry.count:
             kernel.add_actors(entry.cls, entry.count, entry.hint, **entry.args)
-            initial += entry.count
     for pop in scenario.populations:  # dense populations: a block on every rank
         try:
             kernel.add_population(pop.cls, pop.name, scenario.process_grid, pop.args)
         except ValueError as exc:  # every rank finds the same problem
             raise RunSetupError(f"{scenario.path}: [[populations]] {pop.name}: {exc}") from None
+    return kernel
 
-    # Rank 0 proves the folder works, then every rank stages its probes there.
+
+def _run_folder(scenario: Scenario, out: str | Path | None, comm: Comm) -> Path:
+    """The root proves the folder works; every rank learns it, or the same error."""
     choice: tuple[Path | None, str | None] = (None, None)
-    if w.rank == 0:
+    if comm.rank == ROOT:
         try:
-            choice = (
-                prepare_run_dir(Path(out) if out is not None else default_run_dir(scenario)),
-                None,
-            )
+            folder = Path(out) if out is not None else default_run_dir(scenario)
+            choice = (prepare_run_dir(folder), None)
         except RunFolderError as exc:
             choice = (None, str(exc))
-    run_dir, problem = w.bcast(choice)
+    run_dir, problem = comm.bcast(choice)
     if problem is not None:
         raise RunFolderError(problem)
     assert run_dir is not None
-    staging = results.staging_path(run_dir, w.rank)
-    probes.sink = sink = results.StagingSink(staging)
+    return run_dir
 
-    log_handler = None
-    if w.rank == 0:
-        shutil.copyfile(scenario.path, run_dir / "scenario.toml")
-        log_handler = _open_log(run_dir)
-        _log.info("run of %s (%s) in %s", scenario.name, scenario.path, run_dir)
-        _log.info("seed %d, mode %s, stop_tick %s, ranks %d", seed, mode, stop_tick, w.size)
-        if w.size > 1:
-            _log.info("group size %d, routing %s, placement %s", group_size, routing, policy)
 
-    started = datetime.now(UTC)
+def _start_log(scenario: Scenario, settings: _Settings, run_dir: Path) -> logging.Handler:
+    """The root keeps the scenario and ``run.log`` in the folder."""
+    shutil.copyfile(scenario.path, run_dir / "scenario.toml")
+    handler = logging.FileHandler(run_dir / "run.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    _log.addHandler(handler)
+    _log.setLevel(logging.INFO)
+    sc, sg = scenario, settings.sgroups
+    _log.info("run of %s (%s) in %s", sc.name, sc.path, run_dir)
+    _log.info(
+        "seed %d, mode %s, stop_tick %s, ranks %d", settings.seed, sc.mode, sc.stop_tick, sg.size
+    )
+    if sg.size > 1:
+        _log.info(
+            "group size %d, routing %s, placement %s", sg.group_size, sc.routing, sc.placement
+        )
+    return handler
+
+
+def _run(kernel: Kernel, staging: Path, handle_signals: bool) -> RunStats:
+    """Run the kernel, its probes spilling into this rank's staging file."""
+    kernel.probes.sink = sink = results.StagingSink(staging)
     previous = _catch_signals(kernel) if handle_signals else None
     try:
-        stats = kernel.run()
+        return kernel.run()
     finally:
         if previous is not None:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
         sink.close()
-    ended = datetime.now(UTC)
 
-    per_rank = w.gather(_rank_figures(kernel, transport))
+
+def _gather_figures(kernel: Kernel, sgroups: SGroups, comm: Comm) -> dict:
+    """Every rank's counts at the root, and the run's totals back on every rank."""
+    per_rank = comm.gather(_rank_figures(kernel))
+    stats = kernel.stats
     report: dict[str, Any] = {}
-    metadata: dict[str, Any] | None = None
-    if w.rank == 0:
+    if comm.rank == ROOT:
         assert per_rank is not None
-        report = _placement_report(per_rank, placement, group_size)
-        stats.messages = sum(r["messages"] for r in per_rank)
-        stats.spontaneous = sum(r["spontaneous"] for r in per_rank)
-        stats.deleted = sum(r["deleted"] for r in per_rank)
-        for failure in stats.failures:
-            _log.error("%s\n%s", failure.describe(), failure.traceback)
-        metadata = {
-            "scenario": scenario.text,
-            "scenario_path": str(scenario.path),
-            "name": scenario.name,
-            "seed": seed,
-            "mode": mode,
-            "tick_duration": scenario.tick_duration,
-            "stop_tick": -1 if stop_tick is None else stop_tick,
-            "ranks": w.size,
-            "groups": report["groups"],
-            "group_size": group_size,
-            "routing": routing,
-            "placement": policy,
-            "status": stats.status,
-            "started_utc": started.isoformat(),
-            "ended_utc": ended.isoformat(),
-            "wall_s": stats.wall_s,
-            "ticks": stats.ticks,
-            "last_tick": stats.last_tick,
-            "diascas": stats.diascas,
-            "messages": stats.messages,
-            "initial_actors": initial,
-            "created": stats.created,
-            "deleted": stats.deleted,
-            "actors_per_rank": report["actors_per_rank"],
-            "actors_per_group": report["actors_per_group"],
-            "cross_rank_fraction": report["cross_rank_fraction"],
-            "cross_group_fraction": report["cross_group_fraction"],
-            "probe_include": list(scenario.include),
-            "probe_exclude": list(scenario.exclude),
-            "plots": scenario.plots,
-            "failure": "\n\n".join(f"{f.describe()}\n{f.traceback}" for f in stats.failures),
-            "git_commit": results.git_commit(),
-            "mpi_library": w.library,
-            **results.versions(),
-        }
+        report = _placement_report(per_rank, sgroups)
+        for key in ("messages", "spontaneous", "deleted"):
+            report[key] = sum(r[key] for r in per_rank)
+    report = comm.bcast(report)
+    stats.messages, stats.spontaneous = report["messages"], report["spontaneous"]
+    stats.deleted = report["deleted"]
+    return report
+
+
+def _metadata(
+    scenario: Scenario,
+    settings: _Settings,
+    comm: Comm,
+    report: dict,
+    stats: RunStats,
+    started: datetime,
+    ended: datetime,
+) -> dict[str, Any]:
+    """The attributes of results.h5 (root only)."""
+    for failure in stats.failures:
+        _log.error("%s\n%s", failure.describe(), failure.traceback)
+    return {
+        "scenario": scenario.text,
+        "scenario_path": str(scenario.path),
+        "name": scenario.name,
+        "seed": settings.seed,
+        "mode": scenario.mode,
+        "tick_duration": scenario.tick_duration,
+        "stop_tick": -1 if scenario.stop_tick is None else scenario.stop_tick,
+        "ranks": comm.size,
+        "groups": report["groups"],
+        "group_size": settings.sgroups.group_size,
+        "routing": scenario.routing,
+        "placement": scenario.placement,
+        "status": stats.status,
+        "started_utc": started.isoformat(),
+        "ended_utc": ended.isoformat(),
+        "wall_s": stats.wall_s,
+        "ticks": stats.ticks,
+        "last_tick": stats.last_tick,
+        "diascas": stats.diascas,
+        "messages": stats.messages,
+        "initial_actors": _initial_actors(scenario),
+        "created": stats.created,
+        "deleted": stats.deleted,
+        "actors_per_rank": report["actors_per_rank"],
+        "actors_per_group": report["actors_per_group"],
+        "cross_rank_fraction": report["cross_rank_fraction"],
+        "cross_group_fraction": report["cross_group_fraction"],
+        "probe_include": list(scenario.include),
+        "probe_exclude": list(scenario.exclude),
+        "plots": scenario.plots,
+        "failure": _failure_text(stats.failures),
+        "git_commit": results.git_commit(),
+        "mpi_library": comm.library,
+        **results.versions(),
+    }
+
+
+def _finish(
+    scenario: Scenario,
+    settings: _Settings,
+    kernel: Kernel,
+    report: dict,
+    metadata: dict | None,
+    run_dir: Path,
+    comm: Comm,
+) -> RunOutcome:
+    """Write results.h5 (and failure.txt) and say what the run left behind."""
+    stats = kernel.stats
     t0 = time.perf_counter()
-    done = results.finalize(
+    done = finalize(
         run_dir,
-        comm=w.comm,
+        comm=comm,
         declarations=kernel.probes.declarations,
         trace=kernel.trace.columns(),
         metadata=metadata,
     )
-    if w.rank == 0:
+    if comm.rank == ROOT:
         _log.info(
             "results written in %.2f s: %d probe(s), %d rows; digest %s",
             time.perf_counter() - t0,
@@ -256,18 +341,16 @@ def run_scenario(
             done.digest,
         )
         if stats.failures:
-            (run_dir / "failure.txt").write_text(metadata["failure"])  # type: ignore[index]
-    report, totals = w.bcast((report, (stats.messages, stats.spontaneous, stats.deleted)))
-    stats.messages, stats.spontaneous, stats.deleted = totals
-    outcome = RunOutcome(
+            (run_dir / "failure.txt").write_text(_failure_text(stats.failures))
+    return RunOutcome(
         run_dir=run_dir,
         digest=done.digest,
         stats=stats,
-        seed=seed,
-        mode=mode,
-        stop_tick=stop_tick,
-        initial_actors=initial,
-        ranks=w.size,
+        seed=settings.seed,
+        mode=scenario.mode,
+        stop_tick=scenario.stop_tick,
+        initial_actors=_initial_actors(scenario),
+        ranks=comm.size,
         report=report,
         failures=stats.failures,
         imbalance=done.imbalance,
@@ -275,36 +358,35 @@ def run_scenario(
         probes=done.probes,
         rows=done.rows,
     )
-    if scenario.plots:
-        outcome.plots = _draw_plots(run_dir, w)
-    if log_handler is not None:
-        from .report import summary
-
-        _log.info("summary\n%s", summary(outcome, scenario.tick_duration))
-        _log.removeHandler(log_handler)
-        log_handler.close()
-    return outcome
 
 
-def _draw_plots(run_dir: Path, w: World) -> list[Path]:
+def _initial_actors(scenario: Scenario) -> int:
+    return sum(entry.count for entry in scenario.actors)
+
+
+def _failure_text(failures: list[Failure]) -> str:
+    return "\n\n".join(f"{f.describe()}\n{f.traceback}" for f in failures)
+
+
+def _draw_plots(run_dir: Path, comm: Comm) -> list[Path]:
     """Every rank draws its share of the figures; a plot that fails is only logged."""
     t0 = time.perf_counter()
     try:
         from .plots import draw_run
 
-        drawn = draw_run(run_dir, rank=w.rank, size=w.size)
+        drawn = draw_run(run_dir, rank=comm.rank, size=comm.size)
     except Exception as exc:  # plots must never lose a run
-        _log.warning("plots failed on rank %d: %s: %s", w.rank, type(exc).__name__, exc)
+        _log.warning("plots failed on rank %d: %s: %s", comm.rank, type(exc).__name__, exc)
         drawn = []
-    everyone = w.gather(drawn)
-    if w.rank == 0:
+    everyone = comm.gather(drawn)
+    if comm.rank == ROOT:
         assert everyone is not None
         drawn = sorted(p for part in everyone for p in part)
         _log.info("%d plot(s) drawn in %.2f s", len(drawn), time.perf_counter() - t0)
     return drawn
 
 
-def _rank_figures(kernel: Kernel, transport: Any) -> dict[str, Any]:
+def _rank_figures(kernel: Kernel) -> dict[str, Any]:
     figures = {
         "actors": kernel.actor_count,
         "messages": kernel.stats.messages,
@@ -317,7 +399,7 @@ def _rank_figures(kernel: Kernel, transport: Any) -> dict[str, Any]:
         "exchange_s": 0.0,
         "consensus_s": 0.0,
     }
-    ex = getattr(transport, "stats", None)
+    ex = getattr(kernel.transport, "stats", None)
     if ex is not None:
         figures.update(
             messages_out=ex.messages_out,
@@ -330,33 +412,20 @@ def _rank_figures(kernel: Kernel, transport: Any) -> dict[str, Any]:
     return figures
 
 
-def _placement_report(per_rank: list[dict], placement: Any, group_size: int) -> dict[str, Any]:
+def _placement_report(per_rank: list[dict], sgroups: SGroups) -> dict[str, Any]:
     """Actors per rank and group, and how much traffic crossed ranks and groups."""
-    size = len(per_rank)
     per_rank_actors = [r["actors"] for r in per_rank]
-    n_groups = -(-size // group_size)
-    per_group = [
-        sum(per_rank_actors[g * group_size : (g + 1) * group_size]) for g in range(n_groups)
-    ]
     messages = sum(r["messages"] for r in per_rank)
     crossed = sum(r["messages_out"] for r in per_rank)
     crossed_groups = sum(r["cross_group"] for r in per_rank)
     return {
-        "groups": n_groups,
+        "groups": sgroups.count,
         "actors_per_rank": per_rank_actors,
-        "actors_per_group": per_group,
+        "actors_per_group": sgroups.per_group(per_rank_actors),
         "cross_rank_fraction": crossed / messages if messages else 0.0,
         "cross_group_fraction": crossed_groups / messages if messages else 0.0,
         "per_rank": per_rank,
     }
-
-
-def _open_log(run_dir: Path) -> logging.Handler:
-    handler = logging.FileHandler(run_dir / "run.log")
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-    _log.addHandler(handler)
-    _log.setLevel(logging.INFO)
-    return handler
 
 
 def _catch_signals(kernel: Kernel) -> dict:
@@ -372,4 +441,4 @@ def _catch_signals(kernel: Kernel) -> dict:
     return previous
 
 
-__all__ = ["Deployment", "RunFolderError", "RunOutcome", "RunSetupError", "World", "run_scenario"]
+__all__ = ["RunFolderError", "RunOutcome", "RunSetupError", "make_transport", "run_scenario"]

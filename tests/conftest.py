@@ -12,7 +12,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from engine import Kernel, MemorySink, ProbeStore  # noqa: E402
-from runtime.results import canonical_series, digest_of  # noqa: E402
+from runtime.digest import canonical_series, digest_of  # noqa: E402
 
 
 def series(kernel: Kernel, name: str) -> list[tuple[int, int, object]]:

@@ -14,7 +14,7 @@ from collections.abc import Callable
 import numpy as np
 
 from engine import Kernel, MemorySink, ProbeStore, Report
-from runtime.results import canonical_series, digest_of
+from runtime.digest import canonical_series, digest_of
 
 
 class _Hub:

@@ -68,4 +68,4 @@ def test_counts_below_one_are_refused(flag, tmp_path):
         text=True,
     )
     assert proc.returncode == 2
-    assert proc.stderr == f"error: {flag} must be >= 1; got 0\n"
+    assert proc.stderr == f"error: {flag}: got integer 0; expected a whole number >= 1\n"

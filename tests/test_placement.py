@@ -12,12 +12,12 @@ from runtime.placement import (
     POLICIES,
     GraphPlacement,
     class_weight,
-    groups_of,
     hint_key,
     make_placement,
     quotas_of,
 )
 from runtime.scenario import load_scenario
+from runtime.sgroups import groups_of
 
 MODEL = """
 from engine import Actor

@@ -686,9 +686,10 @@ def test_population_aggregates_carry_their_field_units(tmp_path):
     from runtime.scenario import load_scenario
 
     scenario = load_scenario(
-        Path(__file__).resolve().parent.parent / "scenarios" / "heat-small.toml"
+        Path(__file__).resolve().parent.parent / "scenarios" / "heat-small.toml",
+        ["simulation.stop_tick=3"],
     )
-    outcome = run_scenario(scenario, stop_tick=3, out=tmp_path / "run")
+    outcome = run_scenario(scenario, out=tmp_path / "run")
     with h5py.File(outcome.run_dir / "results.h5") as f:
         for stat in ("sum", "min", "max"):
             assert f[f"probes/plate.T.{stat}"].attrs["unit"] == "°C"

@@ -19,16 +19,11 @@ from conftest import ROOT
 
 from engine import Kernel, MemorySink, ProbeStore, SimulationError
 from runtime import results
+from runtime.digest import canonical_series, digest_file, digest_of
+from runtime.finalize import finalize
 from runtime.plots import PERFORMANCE_FILES, file_name
 from runtime.report import time_unit
-from runtime.results import (
-    canonical_series,
-    digest_file,
-    digest_of,
-    finalize,
-    probe_filter,
-    read_probes,
-)
+from runtime.results import probe_filter, read_probes
 from runtime.runner import run_scenario
 from runtime.scenario import load_scenario
 

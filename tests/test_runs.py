@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from conftest import ROOT
 
-from runtime.results import digest_of, read_probes
+from runtime.digest import digest_of
+from runtime.results import read_probes
 from runtime.runner import run_scenario
 from runtime.scenario import load_scenario
 
@@ -252,6 +253,31 @@ def test_overrides_from_the_command_line(tmp_path):
     short = cli("run", str(scen), "--stop-tick", "10", "--out", str(tmp_path / "d"))
     assert last_digest(via_set) == last_digest(via_flag) != last_digest(base)
     assert "last tick 9," in short.stdout
+
+
+@pytest.mark.parametrize(
+    "flag, value, expected",
+    [
+        ("--mode", "fast", 'got string "fast"; expected one of reproducible, ergodic, fastest'),
+        ("--routing", "ring", 'got string "ring"; expected one of direct, s_group'),
+        ("--seed", "-2", "got integer -2; expected a whole number >= 0"),
+    ],
+)
+def test_a_bad_flag_value_is_one_line_naming_the_flag(flag, value, expected, tmp_path):
+    proc = cli("run", "scenarios/soda.toml", flag, value, "--out", str(tmp_path / "r"))
+    assert proc.returncode == 2
+    assert proc.stderr == f"error: {flag}: {expected}\n"
+    assert not (tmp_path / "r").exists()
+
+
+def test_stop_tick_flag_shortens_a_scenario_that_gives_a_duration(tmp_path):
+    text = PHOLD_SMALL.format(seed=3, mode="reproducible")
+    scen = write(tmp_path / "p.toml", text.replace("stop_tick = 40", "duration = '40s'"))
+    proc = cli("run", str(scen), "--stop-tick", "10", "--out", str(tmp_path / "r"))
+    assert proc.returncode == 0, proc.stderr
+    assert "last tick 9," in proc.stdout
+    with h5py.File(tmp_path / "r" / "results.h5") as f:
+        assert int(f.attrs["stop_tick"]) == 10
 
 
 def test_version():

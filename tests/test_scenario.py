@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from engine import Actor, Kernel
-from runtime.scenario import ScenarioError, load_scenario, parse_duration
+from runtime.scenario import Override, ScenarioError, load_scenario, parse_duration
 
 MODEL = """
 from engine import Actor
@@ -793,6 +793,50 @@ def test_overrides(write):
     assert s.data["simulation"]["seed"] == 5
     assert s.data["results"] == {"output": "out/x"}
     assert "seed = 1" in s.text  # the text stays as read
+
+
+def test_an_override_of_the_end_replaces_the_other_end(write):
+    path = write("[simulation]\ntick_duration = 1\nduration = '1h'\n" + SHOP)
+    assert load_scenario(path).stop_tick == 3600
+    assert load_scenario(path, ["simulation.stop_tick=5"]).stop_tick == 5
+    assert (
+        load_scenario(path, [Override("simulation", "stop_tick", 7, "--stop-tick")]).stop_tick == 7
+    )
+    path = write("[simulation]\ntick_duration = 1\nstop_tick = 100\n" + SHOP, "t.toml")
+    assert load_scenario(path, ["simulation.duration='10s'"]).stop_tick == 10
+
+
+def test_a_flag_is_checked_like_the_file_and_named_in_the_error(write):
+    path = write(SIM + SHOP)
+    cases = [
+        (Override("simulation", "stop_tick", 0, "--stop-tick"), "integer 0", "a whole number >= 1"),
+        (Override("simulation", "seed", -1, "--seed"), "integer -1", "a whole number >= 0"),
+        (
+            Override("simulation", "mode", "fast", "--mode"),
+            'string "fast"',
+            "one of reproducible, ergodic, fastest",
+        ),
+        (
+            Override("deployment", "routing", "star", "--routing"),
+            'string "star"',
+            "one of direct, s_group",
+        ),
+        (
+            Override("placement", "policy", "metis", "--placement"),
+            'string "metis"',
+            "one of round_robin, hint, least_loaded, graph",
+        ),
+    ]
+    for override, got, expected in cases:
+        # No file name: the flag, not the file, holds the bad value.
+        assert message(path, [override]) == f"{override.origin}: got {got}; expected {expected}"
+
+
+def test_flags_come_after_set_and_win(write):
+    path = write(SIM + "seed = 1\n" + SHOP)
+    flag = Override("simulation", "seed", 5, "--seed")
+    assert load_scenario(path, ["simulation.seed=4", flag]).seed == 5
+    assert load_scenario(path, ["simulation.seed=4", "simulation.seed=6"]).seed == 6
 
 
 @pytest.mark.parametrize(
