@@ -65,3 +65,32 @@ def test_phold_benchmark_quick(tmp_path: Path) -> None:
         else:
             ratio = counts["engine"] / counts["simpy-process"]
             assert 0.8 < ratio < 1.25, counts
+
+
+# --- benchmarks/wealth.py: Boltzmann wealth against Mesa (pydiasca side only here) ---------
+WEALTH = ROOT / "benchmarks" / "wealth.py"
+
+
+def test_wealth_benchmark_quick(tmp_path: Path) -> None:
+    """It runs, prints its table and conserves wealth; Mesa is not needed (--no-peer)."""
+    out = tmp_path / "wealth.json"
+    proc = subprocess.run(
+        [sys.executable, str(WEALTH), "--quick", "--no-peer", "--json", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard only: --quick takes about a second
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for header in ("build s", "run s", "total s", "agent-steps/s", "peak MB", "Gini"):
+        assert header in proc.stdout, f"missing table header {header!r}:\n{proc.stdout}"
+    (row,) = json.loads(out.read_text())["results"]
+    assert row["side"] == "pydiasca"
+    n, steps = row["agents"], row["steps"]
+    wealth = {int(value): count for value, count in row["wealth"].items()}
+    assert sum(wealth.values()) == n  # every agent is counted once
+    assert sum(value * count for value, count in wealth.items()) == n  # and no unit is lost
+    assert row["ticks"] == steps + 1  # tick 0 builds, ticks 1 .. steps are the steps
+    assert row["messages"] == row["actions"] > 0  # one give per spontaneous action
+    assert 0.0 < row["gini"] < 1.0
+    assert row["build_s"] > 0 and row["run_s"] > 0 and row["peak_rss"] > 0
