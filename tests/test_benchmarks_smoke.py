@@ -1,10 +1,15 @@
-"""Smoke test of benchmarks/phold.py: it runs, prints its tables, and counts alike.
+"""Smoke tests of the benchmarks: they run, print their tables, and count alike.
 
-No timing is asserted: the figures depend on the machine. What is checked is
-that the engine and both SimPy forms of PHOLD process comparable events: with
-mean 1.0 every increment is one tick, so all three process exactly
-``LPs * (ticks - 1)`` events; with another mean the engine's random streams
-differ from SimPy's, so its count only has to be close.
+No timing is asserted: the figures depend on the machine.
+
+- benchmarks/phold.py: the engine and both SimPy forms of PHOLD process
+  comparable events. With mean 1.0 every increment is one tick, so all three
+  process exactly ``LPs * (ticks - 1)`` events; with another mean the engine's
+  random streams differ from SimPy's, so its count only has to be close.
+- benchmarks/wealth.py, pydiasca's side only (Mesa is no dependency): the
+  total wealth is conserved.
+- benchmarks/spread.py, pydiasca's side only (Repast4Py is no dependency): the
+  informed counts and the results digest do not depend on the number of ranks.
 """
 
 from __future__ import annotations
@@ -94,3 +99,43 @@ def test_wealth_benchmark_quick(tmp_path: Path) -> None:
     assert row["messages"] == row["actions"] > 0  # one give per spontaneous action
     assert 0.0 < row["gini"] < 1.0
     assert row["build_s"] > 0 and row["run_s"] > 0 and row["peak_rss"] > 0
+
+
+SPREAD = ROOT / "benchmarks" / "spread.py"
+
+
+def test_spread_benchmark_quick(tmp_path: Path) -> None:
+    """The rumour benchmark's pydiasca side: same counts and digest on 1 and 2 ranks."""
+    from runtime.launch import find_mpiexec
+
+    ranks = ["1", "2"] if find_mpiexec() else ["1"]  # 2 ranks need mpiexec (pip install mpich)
+    out = tmp_path / "spread.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(SPREAD),
+            "--quick",
+            "--no-peer",
+            "--ranks",
+            *ranks,
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,  # a hang guard only: --quick takes a few seconds
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    result = json.loads(out.read_text())
+    runs = result["runs"]
+    assert [r["engine"] for r in runs] == ["pydiasca"] * len(ranks)
+    assert [r["ranks"] for r in runs] == [int(n) for n in ranks]
+    assert result["pydiasca_ranks_agree"] is True
+    first = runs[0]
+    assert sum(first["new_per_tick"]) > 5  # the rumour went beyond the 5 initial nodes
+    for r in runs:
+        assert r["status"] == "completed"
+        assert r["new_per_tick"] == first["new_per_tick"]
+        assert r["digest"] == first["digest"]
+    assert "identical informed counts and results digest" in proc.stdout
