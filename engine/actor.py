@@ -8,8 +8,11 @@ runs, so a constructor may already use ``aai`` and ``random``.
 
 from __future__ import annotations
 
+import inspect
 import numbers
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import attrgetter
+from types import FunctionType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from .errors import MessageError, PlanningError, SimulationError
@@ -17,6 +20,7 @@ from .random import Random
 from .timing import seconds_to_ticks as _seconds_to_ticks
 
 if TYPE_CHECKING:
+    from .agenda import Agenda
     from .dense import DensePopulation, PopulationView
     from .probes import ProbeStore
 
@@ -33,15 +37,15 @@ class KernelSurface(Protocol):
     diasca: int
     tick_duration: float
     probes: ProbeStore
+    # The local plans: agenda[tick].add(aai) plans act_spontaneous of aai at tick
+    # (a future one, which the Actor API checks first).
+    agenda: Agenda
 
-    def post(self, sender: int, seq: int, target: int, handler: str, args: tuple) -> bool:
+    def post(self, sender: int, target: int, handler: str, args: tuple) -> bool:
         """Queue a message for the next diasca; False when ``target`` cannot take it."""
 
     def class_of(self, aai: int) -> type | None:
         """The class of actor ``aai``, None when no actor has that AAI."""
-
-    def plan(self, tick: int, aai: int) -> None:
-        """Plan ``act_spontaneous`` of ``aai`` at ``tick`` (already checked to be future)."""
 
     def withdraw(self, tick: int, aai: int) -> bool:
         """Cancel a plan; False when there was none."""
@@ -66,12 +70,11 @@ class Actor:
     sender's AAI first: ``def on_order(self, sender, amount): ...``.
     """
 
-    __slots__ = ("_k", "_aai", "_random", "_seq", "_ncreated", "_terminating", "__dict__")
+    __slots__ = ("_k", "_aai", "_random", "_ncreated", "_terminating", "__dict__")
 
     _k: KernelSurface
     _aai: int
     _random: Random
-    _seq: int
     _ncreated: int
     _terminating: bool
 
@@ -82,28 +85,21 @@ class Actor:
             setattr(self, name, value)
 
     # --- read-only state -------------------------------------------------
-    @property
-    def aai(self) -> int:
-        """This actor's abstract identifier: stable whatever the placement."""
-        return self._aai
-
-    @property
-    def tick(self) -> int:
-        return self._k.tick
-
-    @property
-    def diasca(self) -> int:
-        return self._k.diasca
+    # Read-only properties whose getters are C functions (attrgetter): a model
+    # reads them at every event, and a Python getter would cost a frame each.
+    aai = property(
+        attrgetter("_aai"), doc="This actor's abstract identifier: stable whatever the placement."
+    )
+    tick = property(attrgetter("_k.tick"), doc="The current tick.")
+    diasca = property(attrgetter("_k.diasca"), doc="The current diasca of the tick.")
+    random = property(
+        attrgetter("_random"), doc="This actor's own generator, derived from (seed, AAI) alone."
+    )
 
     @property
     def time(self) -> float:
         """Simulated seconds since the start (tick x tick_duration)."""
         return self._k.tick * self._k.tick_duration
-
-    @property
-    def random(self) -> Random:
-        """This actor's own generator, derived from (seed, AAI) alone."""
-        return self._random
 
     def seconds_to_ticks(self, seconds: float) -> int:
         """Whole ticks for a duration; refuses more than 1.5% rounding error."""
@@ -124,10 +120,8 @@ class Actor:
         """Call ``target.handler(self.aai, *args)`` at the next diasca."""
         if type(target_aai) is not int:
             target_aai = _as_aai(self, target_aai, handler)
-        seq = self._seq
-        if not self._k.post(self._aai, seq, target_aai, handler, args):
+        if not self._k.post(self._aai, target_aai, handler, args):
             _raise_bad_send(self, target_aai, handler)
-        self._seq = seq + 1
 
     # --- planning ----------------------------------------------------------
     def add_spontaneous_tick(self, tick: int) -> None:
@@ -137,7 +131,7 @@ class Actor:
             tick = self._as_tick(tick, "plan")
         if tick <= k.tick or self._terminating:
             self._refuse_plan(tick, "plan")
-        k.plan(tick, self._aai)
+        k.agenda[tick].add(self._aai)
 
     def add_spontaneous_ticks(self, ticks: Iterable[int]) -> None:
         for tick in ticks:
@@ -145,6 +139,10 @@ class Actor:
 
     def schedule_in(self, n_ticks: int) -> None:
         """Plan ``act_spontaneous`` ``n_ticks`` (>= 1) ticks from now."""
+        if type(n_ticks) is int and n_ticks >= 1 and not self._terminating:  # the common case
+            k = self._k
+            k.agenda[k.tick + n_ticks].add(self._aai)
+            return
         if not isinstance(n_ticks, numbers.Integral) or isinstance(n_ticks, bool) or n_ticks < 1:
             raise PlanningError(
                 f"actor {self._aai} ({type(self).__name__}) at tick {self._k.tick}: "
@@ -231,15 +229,30 @@ class Actor:
 _API = frozenset(name for name in vars(Actor) if not name.startswith("_"))
 
 
-def handlers_of(cls: type) -> frozenset[str]:
-    """Names a message may call on ``cls``: its public methods outside the Actor API."""
-    names = set()
+def handlers_of(cls: type) -> dict[str, Callable[..., Any]]:
+    """The handlers a message may call on ``cls``: its public methods outside the Actor API.
+
+    Each maps to a function called as ``fn(actor, sender, *args)``: for a method
+    defined with ``def``, the function itself, so that delivering a message
+    costs no attribute lookup; for anything else callable (a staticmethod, a
+    callable object), a small adapter that looks it up on the actor.
+    """
+    table: dict[str, Callable[..., Any]] = {}
     for name in dir(cls):
         if name.startswith("_") or name in _API:
             continue
         if callable(getattr(cls, name, None)):
-            names.add(name)
-    return frozenset(names)
+            found = inspect.getattr_static(cls, name)
+            table[name] = found if isinstance(found, FunctionType) else _adapter(name)
+    return table
+
+
+def _adapter(name: str) -> Callable[..., Any]:
+    def call(actor: Actor, sender: int, *args: Any) -> Any:
+        return getattr(actor, name)(sender, *args)
+
+    call.__name__ = name
+    return call
 
 
 def _refusal(sender: Actor, target_aai: Any, handler: Any) -> str:

@@ -15,15 +15,16 @@ import gc
 import random as _pyrandom
 import time
 import traceback
-from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 from .actor import Actor, handlers_of
 from .agenda import Agenda
 from .errors import MessageError, SimulationError
 from .probes import ProbeStore
-from .random import Random, stream_key
+from .random import Random, stream_keys
 from .trace import TickTrace
 from .transport import (
     Envelope,
@@ -98,11 +99,18 @@ class _TickRow:
             sent=self.sent,
             received=kernel.stats.messages - self.received_before,
             crossing=self.crossing,
-            actors=len(kernel._actors),
+            actors=kernel.actor_count,
             kernel_s=self.kernel_s,
             exchange_s=self.exchange_s,
             consensus_s=self.consensus_s,
         )
+
+
+_sender = itemgetter(0)  # of an InboxEntry
+
+# A directory entry: (rank, handlers, class number), shared by all actors of a class
+# on a rank. The handlers map each name to a function called as fn(actor, sender, *args).
+_Entry = tuple[int, dict[str, Any], int]
 
 
 @dataclass(slots=True)
@@ -146,20 +154,23 @@ class Kernel:
         self.diasca = 0
         self.stats = RunStats()
         self.trace = TickTrace()  # per-tick performance figures of this rank
-        # Replicated directory, indexed by AAI (slot 0 unused): rank and class.
-        self._rank_of = array("i", [-1])
-        self._class_of = array("i", [-1])
+        # Replicated directory, indexed by AAI (slot 0 unused): every actor's entry
+        # is a shared (rank, handlers, class number) tuple, one per rank and class,
+        # so that routing a message takes one lookup.
+        self._directory: list[_Entry] = [(-1, {}, -1)]
+        self._entries: dict[tuple[int, int], _Entry] = {}  # (rank, class number) -> entry
         self._classes: list[type] = []
         self._class_index: dict[type, int] = {}
-        self._handlers: list[frozenset[str]] = []
         self._next_aai = 1
         # Local state.
-        self._actors: dict[int, Actor] = {}
-        self._agenda = Agenda()
-        # The agenda's calls are the Actor API's: bound once, planning is on the hot path.
-        self.plan = self._agenda.plan
-        self.withdraw = self._agenda.withdraw
-        self._inbox: dict[int, list[InboxEntry]] = {}  # by target AAI, for the next diasca
+        # This rank's actors, indexed by AAI like the directory (None: not here).
+        self._actors: list[Actor | None] = [None]
+        self._alive = 0
+        self.agenda = Agenda()  # the Actor API plans with agenda[tick].add(aai)
+        self.withdraw = self.agenda.withdraw
+        # By target AAI, for the next diasca: one entry, or a list when several.
+        self._inbox: dict[int, InboxEntry | list[InboxEntry]] = {}
+        self._extra = 0  # messages in the inbox beyond one per target
         self._outbox: dict[int, list[Envelope]] = {}  # by destination rank
         self._creations: list = []
         self._terminating: list[Actor] = []
@@ -180,19 +191,22 @@ class Kernel:
     @property
     def actor_count(self) -> int:
         """Actors alive on this rank."""
-        return len(self._actors)
+        return self._alive
 
     def actor(self, aai: int) -> Actor | None:
         """A local actor by AAI (for tests and tools; models never hold references)."""
-        return self._actors.get(aai)
+        return self._actors[aai] if type(aai) is int and 0 < aai < len(self._actors) else None
 
-    def _class_id(self, cls: type) -> int:
-        idx = self._class_index.get(cls)
-        if idx is None:
-            idx = self._class_index[cls] = len(self._classes)
+    def _entry(self, rank: int, cls: type) -> _Entry:
+        """The directory entry of an actor of ``cls`` on ``rank``."""
+        cid = self._class_index.get(cls)
+        if cid is None:
+            cid = self._class_index[cls] = len(self._classes)
             self._classes.append(cls)
-            self._handlers.append(handlers_of(cls))
-        return idx
+        entry = self._entries.get((rank, cid))
+        if entry is None:
+            entry = self._entries[(rank, cid)] = (rank, handlers_of(cls), cid)
+        return entry
 
     def add_actors(
         self, cls: type[Actor], count: int = 1, hint: Any = None, /, **kwargs: Any
@@ -205,14 +219,12 @@ class Kernel:
         if not (isinstance(cls, type) and issubclass(cls, Actor)):
             raise TypeError(f"{cls!r} is not a subclass of engine.Actor")
         first = self._next_aai
-        cid = self._class_id(cls)
         place, rank = self.placement.place, self._rank
-        mine = 0
-        for aai in range(first, first + count):
-            r = place(aai, cls, hint, 0)
-            self._rank_of.append(r)
-            mine += r == rank
-        self._class_of.extend(array("i", [cid]) * count)
+        entries = [self._entry(r, cls) for r in range(self.transport.size)]
+        ranks = [place(aai, cls, hint, 0) for aai in range(first, first + count)]
+        self._directory.extend([entries[r] for r in ranks])
+        self._actors.extend([None] * count)
+        mine = ranks.count(rank)
         self._next_aai += count
         if mine:
             self._initial.append(_InitialBlock(first, count, cls, kwargs))
@@ -292,7 +304,7 @@ class Kernel:
                 gc.freeze()
             outgoing, self._outbox = self._outbox, {}
             crossing = sum(map(len, outgoing.values()))
-            row.sent += crossing + sum(map(len, self._inbox.values()))
+            row.sent += crossing + len(self._inbox) + self._extra
             row.crossing += crossing
             t1 = clock()
             incoming = transport.exchange(outgoing)
@@ -348,7 +360,7 @@ class Kernel:
 
     def _next_tick(self, tick: int) -> int | None:
         """The smallest planned tick; a dense population plans every tick."""
-        nxt = self._agenda.next_tick()
+        nxt = self.agenda.next_tick()
         if self._populations and (nxt is None or nxt > tick + 1):
             return tick + 1
         return nxt
@@ -356,6 +368,8 @@ class Kernel:
     def _run_diasca(self, tick: int, diasca: int) -> Failure | None:
         actors = self._actors
         inbox, self._inbox = self._inbox, {}  # what was sent last diasca; new sends wait
+        self.stats.messages += len(inbox) + self._extra
+        self._extra = 0
         aai, handler = 0, "engine"
         try:
             if diasca == 0 and self._populations:
@@ -378,7 +392,7 @@ class Kernel:
                     actors[aai].on_actor_created(created, tag)
             if diasca == 0:
                 handler = "act_spontaneous"
-                planned = self._agenda.pop(tick)
+                planned = self.agenda.take(tick)
                 if self._shuffle is not None:
                     planned = sorted(planned)
                     self._shuffle(planned)
@@ -393,7 +407,7 @@ class Kernel:
                 aai, handler = self._current
             return Failure(
                 aai=aai,
-                class_name=self._classes[self._class_of[aai]].__name__ if aai > 0 else "?",
+                class_name=self._classes[self._directory[aai][2]].__name__ if aai > 0 else "?",
                 handler=handler,
                 tick=tick,
                 diasca=diasca,
@@ -403,73 +417,105 @@ class Kernel:
             )
         return None
 
-    def _deliver(self, inbox: dict[int, list[InboxEntry]], tick: int, diasca: int) -> None:
+    def _deliver(
+        self, inbox: dict[int, InboxEntry | list[InboxEntry]], tick: int, diasca: int
+    ) -> None:
         actors = self._actors
         sort, ergodic = self.mode != "fastest", self.mode == "ergodic"
         items = inbox.items()
         if self._shuffle is not None:
             items = sorted(items)
             self._shuffle(items)
-        self.stats.messages += sum(map(len, inbox.values()))
-        target, handler = 0, "messages"
+        target, fn = 0, None
         try:
             for target, msgs in items:
-                try:
-                    actor = actors[target]
-                except KeyError:
-                    sender, _, handler, _ = msgs[0]
+                actor = actors[target]
+                if actor is None:
+                    sender, fn, _ = msgs if type(msgs) is tuple else msgs[0]
                     raise MessageError(
-                        f"actor {sender} sent '{handler}' to actor {target}, which had already "
-                        f"terminated (delivery at tick {tick} diasca {diasca})"
-                    ) from None
-                if len(msgs) == 1:  # the common case, without the loop
-                    sender, _, handler, args = msgs[0]
-                    getattr(actor, handler)(sender, *args)
+                        f"actor {sender} sent '{self._handler_name(target, fn)}' to actor "
+                        f"{target}, which had already terminated (delivery at tick {tick} "
+                        f"diasca {diasca})"
+                    )
+                if type(msgs) is tuple:  # the common case: one message
+                    sender, fn, args = msgs
+                    if args:
+                        fn(actor, sender, *args)
+                    else:
+                        fn(actor, sender)
                     continue
-                if sort:
-                    msgs.sort()
+                if sort:  # by sender; stable, so each sender's messages stay in send order
+                    msgs.sort(key=_sender)
                     if ergodic:
                         actor.random.shuffle(msgs)
-                for sender, _, handler, args in msgs:
-                    getattr(actor, handler)(sender, *args)
+                for sender, fn, args in msgs:
+                    if args:
+                        fn(actor, sender, *args)
+                    else:
+                        fn(actor, sender)
         except Exception:
-            self._current = (target, handler)
+            self._current = (target, self._handler_name(target, fn))
             raise
 
+    def _handler_name(self, target: int, fn: Any) -> str:
+        """The name a message used for handler ``fn`` of actor ``target`` (error reports)."""
+        for name, found in self._directory[target][1].items():
+            if found is fn:
+                return name
+        return "messages"
+
     def _construct(self) -> list[Actor]:
-        """Build the actors due at this diasca (slots first, then the model's __init__)."""
+        """Build the actors due at this diasca; returns those with an ``on_first_diasca``."""
         fresh: list[Actor] = []
-        seed, rank_of, rank = self.seed, self._rank_of, self._rank
-        init = Actor.__init__
-
-        def build(aai: int, cls: type, kwargs: dict, shared: bool = False) -> None:
-            if shared:
-                kwargs = copy.deepcopy(kwargs)
-            actor = cls.__new__(cls)
-            actor._k = self
-            actor._aai = aai
-            actor._random = Random(stream_key(seed, aai))
-            actor._seq = 0
-            actor._ncreated = 0
-            actor._terminating = False
-            self._actors[aai] = actor
-            if cls.__init__ is not init or kwargs:
-                self._current = (aai, "__init__")
-                actor.__init__(**kwargs)
-            fresh.append(actor)
-
+        directory, rank = self._directory, self._rank
         for block in self._initial:
+            first, end = block.first_aai, block.first_aai + block.count
+            mine = range(first, end) if self.transport.size == 1 else None
+            if mine is None:
+                mine = [aai for aai in range(first, end) if directory[aai][0] == rank]
             shared = block.count > 1 and not _immutable(block.kwargs)
-            for aai in range(block.first_aai, block.first_aai + block.count):
-                if rank_of[aai] == rank:
-                    build(aai, block.cls, block.kwargs, shared)
+            self._build(block.cls, mine, block.kwargs, shared, fresh)
         self._initial = []
         for aai, cls, kwargs in self._born:
-            build(aai, cls, kwargs)
+            self._build(cls, (aai,), kwargs, False, fresh)
         self._born = []
         if self._shuffle is not None:
             self._shuffle(fresh)
         return fresh
+
+    def _build(
+        self, cls: type, aais: Sequence[int], kwargs: dict, shared: bool, fresh: list[Actor]
+    ) -> None:
+        """Make actors ``aais`` of ``cls``: the engine's slots first, then the model's __init__.
+
+        The generators' keys are derived for the whole batch at once.
+        """
+        keys = stream_keys(self.seed, aais)
+        init = cls.__init__ if cls.__init__ is not Actor.__init__ or kwargs else None
+        first_diasca = cls.on_first_diasca is not Actor.on_first_diasca
+        actors, new, aai = self._actors, cls.__new__, 0
+        collecting = gc.isenabled()
+        gc.disable()  # a million new long-lived objects would start collection after collection
+        try:
+            for aai, key in zip(aais, keys, strict=True):
+                actor = new(cls)
+                actor._k = self
+                actor._aai = aai
+                actor._random = Random(key)
+                actor._ncreated = 0
+                actor._terminating = False
+                actors[aai] = actor
+                self._alive += 1
+                if init is not None:
+                    init(actor, **(copy.deepcopy(kwargs) if shared else kwargs))
+                if first_diasca:
+                    fresh.append(actor)
+        except Exception:
+            self._current = (aai, "__init__")
+            raise
+        finally:
+            if collecting:
+                gc.enable()
 
     def _place_creations(self, creations: list) -> None:
         """Give AAIs to this diasca's creations, in canonical order, and place them."""
@@ -480,44 +526,50 @@ class Kernel:
             aai = self._next_aai
             self._next_aai += 1
             r = self.placement.place(aai, cls, hint, creator)
-            self._rank_of.append(r)
-            self._class_of.append(self._class_id(cls))
+            self._directory.append(self._entry(r, cls))
+            self._actors.append(None)
             if r == rank:
                 self._born.append((aai, cls, kwargs))
-            if self._rank_of[creator] == rank:
+            if self._directory[creator][0] == rank:
                 self._notices.append((creator, aai, tag))
         self.stats.created += len(creations)
 
     # --- the surface of the Actor API (engine.actor.KernelSurface) ---------------
-    # Besides tick, diasca, tick_duration, probes, plan and withdraw (attributes),
+    # Besides tick, diasca, tick_duration, probes, agenda and withdraw (attributes),
     # and population(), the Actor API uses these methods and nothing else.
 
-    def post(self, sender: int, seq: int, target: int, handler: str, args: tuple) -> bool:
+    def post(self, sender: int, target: int, handler: str, args: tuple) -> bool:
         """Queue a message for the next diasca: this rank's inbox, or another rank's batch.
 
         False, and nothing queued, when ``target`` is no actor or has no such handler.
         """
         try:
-            if target <= 0 or handler not in self._handlers[self._class_of[target]]:
+            rank, handlers, _ = self._directory[target]
+            fn = handlers.get(handler)
+            if fn is None or target <= 0:
                 return False
         except (IndexError, TypeError):  # an AAI past the last, an unhashable handler
             return False
-        rank = self._rank_of[target]
-        if rank == self._rank:
-            box = self._inbox.get(target)
-            if box is None:
-                self._inbox[target] = [(sender, seq, handler, args)]
-            else:
-                box.append((sender, seq, handler, args))
+        if rank != self._rank:  # other ranks get the handler's name
+            self._outbox.setdefault(rank, []).append((target, sender, handler, args))
+            return True
+        inbox = self._inbox
+        box = inbox.get(target)
+        if box is None:  # the common case: one message per target and diasca
+            inbox[target] = (sender, fn, args)
+        elif type(box) is tuple:
+            inbox[target] = [box, (sender, fn, args)]
+            self._extra += 1
         else:
-            self._outbox.setdefault(rank, []).append((target, sender, seq, handler, args))
+            box.append((sender, fn, args))
+            self._extra += 1
         return True
 
     def class_of(self, aai: int) -> type | None:
         """The class of actor ``aai`` (on any rank), None when no actor has that AAI."""
-        if not 0 < aai < len(self._class_of):
+        if not 0 < aai < len(self._directory):
             return None
-        return self._classes[self._class_of[aai]]
+        return self._classes[self._directory[aai][2]]
 
     def create(
         self, creator: int, count: int, cls: type, hint: Any, tag: Any, kwargs: dict
@@ -527,21 +579,29 @@ class Kernel:
 
     def terminate(self, actor: Actor) -> None:
         """Take ``actor`` out of the agenda now and out of the rank at the end of the tick."""
-        self._agenda.remove_actor(actor.aai)
+        self.agenda.remove_actor(actor.aai)
         self._terminating.append(actor)
         self._changed = True
 
     def _remove_terminated(self) -> None:
         for actor in self._terminating:
-            del self._actors[actor.aai]
+            self._actors[actor.aai] = None
+        self._alive -= len(self._terminating)
         self.stats.deleted += len(self._terminating)
         self._terminating = []
 
     def _accept(self, envelopes: list[Envelope]) -> None:
-        inbox = self._inbox
-        for target, sender, seq, handler, args in envelopes:
+        """Put messages from other ranks into the inbox, as ``post`` does local ones."""
+        inbox, directory, extra = self._inbox, self._directory, 0
+        for target, sender, handler, args in envelopes:
+            fn = directory[target][1][handler]  # the sender's rank checked the name
             box = inbox.get(target)
             if box is None:
-                inbox[target] = [(sender, seq, handler, args)]
+                inbox[target] = (sender, fn, args)
+            elif type(box) is tuple:
+                inbox[target] = [box, (sender, fn, args)]
+                extra += 1
             else:
-                box.append((sender, seq, handler, args))
+                box.append((sender, fn, args))
+                extra += 1
+        self._extra += extra

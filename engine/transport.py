@@ -8,17 +8,20 @@ diasca. ``LocalTransport`` is the single-process case; the MPI transport in
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-# A message waiting in its target's inbox: (sender AAI, sender's sequence number,
-# handler, args). Sorting a target's entries gives the canonical order, by
-# (sender AAI, sequence number), which are unique per message.
-InboxEntry = tuple[int, int, str, tuple]
-# A message crossing ranks: an inbox entry with the target AAI in front.
-Envelope = tuple[int, int, int, str, tuple]
+# A message waiting in its target's inbox: (sender AAI, handler function, args); the
+# kernel calls handler(target, sender, *args). A target's entries arrive in each
+# sender's send order (an exchange keeps the order of a sender's messages), so a
+# stable sort by sender AAI gives the canonical order: by sender, then send order.
+InboxEntry = tuple[int, Callable[..., Any], tuple]
+# A message crossing ranks: (target AAI, sender AAI, handler name, args); the
+# receiving rank looks the name up in the target's class.
+Envelope = tuple[int, int, str, tuple]
 # A creation request: (creator AAI, creator's creation count, class, hint, tag, kwargs).
 Creation = tuple[int, int, type, Any, Any, dict]
 
@@ -88,7 +91,11 @@ class Transport(Protocol):
     size: int
 
     def exchange(self, outgoing: dict[int, list[Envelope]]) -> list[Envelope]:
-        """Deliver per-rank batches; return the envelopes addressed to this rank."""
+        """Deliver per-rank batches; return the envelopes addressed to this rank.
+
+        The envelopes of one batch must come out in their order: message order
+        depends on it (see ``InboxEntry``).
+        """
 
     def agree(self, report: Report) -> Report:
         """The hierarchical consensus: every rank gets the same merged report."""

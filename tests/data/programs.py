@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from engine import Actor
 
+# Children per actor. Without a cap a program can be explosive: each poke may
+# create a child, whose first action pokes again, so the actors of one tick grow
+# without bound (some random programs ran for hours).
+MAX_CHILDREN = 2
+
 
 class Wanderer(Actor):
     """An actor whose every choice comes from its own generator.
@@ -17,6 +22,7 @@ class Wanderer(Actor):
         self.contacts = [c for c in contacts if c != self.aai]
         self.p = p
         self.generation = generation
+        self.children = 0  # at most MAX_CHILDREN: a creation may follow every poke
         self.gone = False
         if parent:
             self.contacts.append(parent)
@@ -32,7 +38,8 @@ class Wanderer(Actor):
                 self.send(rng.choice(self.contacts), "poke", ttl - 1)
         if rng.random() < p["plan"]:
             self.add_spontaneous_tick(self.tick + 1 + rng.integers(0, 4))
-        if self.generation < 2 and rng.random() < p["create"]:
+        if self.generation < 2 and self.children < MAX_CHILDREN and rng.random() < p["create"]:
+            self.children += 1
             self.create_actor(
                 Wanderer,
                 tag=self.tick,
