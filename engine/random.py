@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import operator
-from array import array
 from collections.abc import MutableSequence, Sequence
 from typing import TypeVar
 
@@ -64,76 +63,34 @@ def _mix64_array(z):  # noqa: ANN001, ANN202 - NumPy uint64 arrays
 
 
 class Random:
-    """An actor's own generator: reproducible from (seed, AAI), 2 integers of state.
+    """An actor's own generator: reproducible from (seed, AAI), 2 integers of state."""
 
-    Draws are computed a block at a time by a compiled refill and taken one by
-    one from small buffers, allocated at the first draw: an actor that never
-    draws holds none. The float buffer serves ``random``; the integer one,
-    made at the first ``integers``, holds the same draws as 64-bit integers.
-    Which draws come out is exactly as if each were computed alone, and
-    ``state`` and ``Random(*state)`` agree at every point.
-    """
-
-    __slots__ = ("_key", "_next", "_left", "_floats", "_ints")
+    __slots__ = ("_key", "_count")
 
     def __init__(self, key: int, count: int = 0) -> None:
         self._key = key
-        self._next = count  # draws computed so far (the buffers' last one included)
-        self._left = 0  # computed draws not taken yet: index _left - 1 is the next one
-        self._floats: array | None = None
-        self._ints: array | None = None
-
-    def _refill(self) -> None:
-        """Compute the next block of draws (none of the current block is left)."""
-        if _fill_floats is None:
-            _load()
-        floats = self._floats
-        if floats is None:
-            floats = self._floats = array("d", bytes(8 * _BLOCK))
-        if self._ints is None:
-            _fill_floats(self._signed_key(), self._next, floats)
-        else:
-            _fill_both(self._signed_key(), self._next, floats, self._ints)
-        self._next += _BLOCK
-        self._left = _BLOCK
+        self._count = count
 
     def _next64(self) -> int:
-        """The next draw as a 64-bit integer."""
-        ints = self._ints or self._keep_ints()
-        left = self._left
-        if not left:
-            self._refill()
-            left = _BLOCK
-        self._left = left - 1
-        return ints[left - 1]
-
-    def _keep_ints(self) -> array:
-        """From now on, also keep the draws as integers, the current block's included."""
-        ints = self._ints = array("Q", bytes(8 * _BLOCK))
-        if self._left:
-            if _fill_floats is None:
-                _load()
-            _fill_both(self._signed_key(), self._next - _BLOCK, self._floats, ints)
-        return ints
-
-    def _signed_key(self) -> int:
-        """The key's 64 bits as a signed integer, as Numba takes them."""
-        key = self._key
-        return key - _TWO64 if key > _INT64_MAX else key
+        self._count += 1
+        z = (self._key + self._count * _GOLDEN) & _MASK
+        z = ((z ^ (z >> 30)) * _M1) & _MASK
+        z = ((z ^ (z >> 27)) * _M2) & _MASK
+        return z ^ (z >> 31)
 
     @property
     def state(self) -> tuple[int, int]:
         """(key, draws so far): enough to rebuild the generator exactly."""
-        return (self._key, self._next - self._left)
+        return (self._key, self._count)
 
     def random(self) -> float:
         """A float uniform on [0, 1), with 53 random bits."""
-        left = self._left
-        if not left:
-            self._refill()
-            left = _BLOCK
-        self._left = left - 1
-        return self._floats[left - 1]  # type: ignore[index]
+        # _next64 inlined: this is the hottest draw.
+        self._count = c = self._count + 1
+        z = (self._key + c * _GOLDEN) & _MASK
+        z = ((z ^ (z >> 30)) * _M1) & _MASK
+        z = ((z ^ (z >> 27)) * _M2) & _MASK
+        return ((z ^ (z >> 31)) >> 11) * _TO_UNIT
 
     def integers(self, low: int, high: int) -> int:
         """An integer uniform on [low, high), without modulo bias."""
@@ -146,15 +103,15 @@ class Random:
             threshold = _threshold(low, high)
         if threshold <= 0:  # a power of two: the top bits are exactly uniform
             return low + (self._next64() >> -threshold) if threshold else low
-        ints = self._ints or self._keep_ints()
+        key, c = self._key, self._count
         while True:  # _next64 inlined; rejects the incomplete last block of 2**64 % span
-            left = self._left
-            if not left:
-                self._refill()
-                left = _BLOCK
-            self._left = left - 1
-            z = ints[left - 1]
+            c += 1
+            z = (key + c * _GOLDEN) & _MASK
+            z = ((z ^ (z >> 30)) * _M1) & _MASK
+            z = ((z ^ (z >> 27)) * _M2) & _MASK
+            z ^= z >> 31
             if z < threshold:
+                self._count = c
                 return low + z % span
 
     def exponential(self, mean: float) -> float:
@@ -180,8 +137,6 @@ class Random:
             items[i], items[j] = items[j], items[i]
 
 
-_BLOCK = 16  # draws per refill: 128 bytes of buffer per drawing actor
-_INT64_MAX = (1 << 63) - 1
 _THRESHOLDS: dict[int, int] = {}  # span -> the rejection threshold of integers()
 
 
@@ -199,14 +154,3 @@ def _threshold(low: int, high: int) -> int:
         threshold = _TWO64 - _TWO64 % span
     _THRESHOLDS[span] = threshold
     return threshold
-
-
-_fill_floats = _fill_both = None
-
-
-def _load() -> None:
-    """Import the compiled refills (and Numba) at the first draw of the process."""
-    global _fill_floats, _fill_both
-    from ._draws import fill_both, fill_floats
-
-    _fill_floats, _fill_both = fill_floats, fill_both
