@@ -438,21 +438,21 @@ class Kernel:
                         f"diasca {diasca})"
                     )
                 if type(msgs) is tuple:  # the common case: one message
-                    sender, fn, args = msgs
-                    if args:
-                        fn(actor, sender, *args)
-                    else:
-                        fn(actor, sender)
-                    continue
-                if sort:  # by sender; stable, so each sender's messages stay in send order
+                    msgs = (msgs,)
+                elif sort:  # by sender; stable, so each sender's messages stay in send order
                     msgs.sort(key=_sender)
                     if ergodic:
                         actor.random.shuffle(msgs)
                 for sender, fn, args in msgs:
-                    if args:
-                        fn(actor, sender, *args)
-                    else:
+                    n = len(args)  # spelled out: a call with *args costs twice as much
+                    if n == 0:
                         fn(actor, sender)
+                    elif n == 1:
+                        fn(actor, sender, args[0])
+                    elif n == 2:
+                        fn(actor, sender, args[0], args[1])
+                    else:
+                        fn(actor, sender, *args)
         except Exception:
             self._current = (target, self._handler_name(target, fn))
             raise

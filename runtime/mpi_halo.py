@@ -6,33 +6,26 @@ exchange is one non-blocking round (``Irecv``/``Isend``); its tags sit above
 ``TAG_BASE``, clear of the message exchange and the consensus, which probe only
 for their own tags. The allgather is ``Iallgather`` + ``Iallgatherv``.
 
-Waiting polls with a backoff instead of blocking in MPI: a blocked MPI rank
-spins, and where ranks share cores (or hyperthreads) the spinning rank slows
-down the one it waits for.
+Waiting polls (``runtime.polling``) instead of blocking in MPI: a blocked MPI
+rank spins, and where ranks share cores (or hyperthreads) the spinning rank
+slows down the one it waits for.
 """
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 from mpi4py import MPI
 
+from .polling import Backoff
+
 TAG_BASE = 1000
-_SPIN = 200  # tests before the first pause
 
 
 def wait(requests: list) -> None:
-    """Complete ``requests``, spinning briefly, then pausing up to 0.5 ms between tests."""
-    if not requests:
-        return
-    pause = 0.0
-    spins = 0
+    """Complete ``requests``, polling them at the pace of ``runtime.polling``."""
+    backoff = Backoff()
     while not MPI.Request.Testall(requests):
-        spins += 1
-        if spins > _SPIN:
-            time.sleep(pause)
-            pause = min(pause * 2 + 2e-6, 5e-4)
+        backoff.pause()
 
 
 def _bytes(buf: np.ndarray) -> list:

@@ -25,6 +25,7 @@ from mpi4py import MPI
 
 from engine import Failure, Report
 
+from .polling import Backoff
 from .sgroups import ROOT, ROUTINGS, SGroups
 
 # Each exchange step has a tag of its own, and probes only for it: a fast rank
@@ -64,24 +65,22 @@ def _sparse_exchange(
     received: list[bytes] = []
     status = MPI.Status()
     barrier = None
-    idle = 0
+    backoff = Backoff()
     while True:
         if comm.Iprobe(MPI.ANY_SOURCE, tag, status):
             buf = bytearray(status.Get_count(MPI.BYTE))
             comm.Recv([buf, MPI.BYTE], status.Get_source(), tag)
             received.append(bytes(buf))
-            idle = 0
+            backoff.reset()
             continue
         if barrier is None:
             if MPI.Request.Testall(requests):
                 barrier = comm.Ibarrier()
         elif barrier.Test():
             return received
-        idle += 1
-        if idle > 200:  # stop spinning: ranks may share cores
-            time.sleep(min(1e-6 * idle, 1e-3))
-            if time.monotonic() > deadline:
-                return None
+        backoff.pause()
+        if time.monotonic() > deadline:
+            return None
 
 
 class MpiTransport:
@@ -247,13 +246,13 @@ class MpiTransport:
         # name its silent member before the root blames the leader.
         limit = self.watchdog_s * (1.5 if comm is self.leaders_comm else 1.0)
         deadline = time.monotonic() + limit
-        pause = 0.0
+        backoff = Backoff()
         while waiting:
             if comm.Iprobe(MPI.ANY_SOURCE, tag, status):
                 source = status.Get_source()
                 parts.append(comm.recv(source=source, tag=tag))
                 waiting.discard(source)
-                pause = 0.0
+                backoff.reset()
                 continue
             if time.monotonic() > deadline:
                 tick, diasca = own.tick, own.diasca
@@ -270,8 +269,7 @@ class MpiTransport:
                         )
                     )
                 break
-            time.sleep(pause)
-            pause = min(pause * 2 + 1e-5, 1e-3)
+            backoff.pause()
         return [p if isinstance(p, Report) else Report(failures=[p]) for p in parts]
 
     def _abort(self, failures: list[Failure]) -> None:
