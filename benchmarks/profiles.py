@@ -8,9 +8,9 @@ PHOLD (10^5 LPs, mean 1.0, 10 ticks, on ``engine.Kernel``), the soda scenario
 process. Profiles inflate the cost of calls, so read them for where time goes,
 not for rates: those come from the benchmarks themselves.
 
-    python benchmarks/profile.py                 # all four, top 12 lines each
-    python benchmarks/profile.py --only phold --top 20
-    PYTHONPATH=/path/to/other/checkout python benchmarks/profile.py   # another engine
+    python benchmarks/profiles.py                 # all four, top 12 lines each
+    python benchmarks/profiles.py --only phold --top 20
+    PYTHONPATH=/path/to/other/checkout python benchmarks/profiles.py   # another engine
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import pstats
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -29,25 +30,28 @@ ROOT = HERE.parent
 WORKLOADS = ("phold", "soda", "spread", "wealth")
 
 
-def _phold() -> None:
+# Each workload prepares what is not to be profiled, and returns what is.
+
+
+def _phold(work: Path) -> Callable[[], object]:
     from engine import Kernel, MemorySink, ProbeStore
     from models.phold import LP
 
     n = 100_000
     kernel = Kernel(stop_tick=10, seed=1, probes=ProbeStore(MemorySink()))
     kernel.add_actors(LP, n, None, n_lps=n, remote=0.25, mean=1.0, record_every=10**9)
-    kernel.run()
+    return kernel.run
 
 
-def _soda(work: Path) -> None:
+def _soda(work: Path) -> Callable[[], object]:
     from runtime.runner import run_scenario
     from runtime.scenario import load_scenario
 
     scenario = load_scenario(ROOT / "scenarios" / "soda.toml", ["results.plots=false"])
-    run_scenario(scenario, out=work / "soda")
+    return lambda: run_scenario(scenario, out=work / "soda")
 
 
-def _spread(work: Path) -> None:
+def _spread(work: Path) -> Callable[[], object]:
     import spread
 
     from runtime.runner import run_scenario
@@ -55,10 +59,11 @@ def _spread(work: Path) -> None:
 
     net = spread.make_network(work / "network.npz", spread.NODES, spread.K, spread.REWIRE, 5, 1)
     path = spread.write_scenario(work / "spread.toml", net, spread.NODES, spread.TICKS, 1)
-    run_scenario(load_scenario(path, ["results.plots=false"]), out=work / "spread")
+    scenario = load_scenario(path, ["results.plots=false"])
+    return lambda: run_scenario(scenario, out=work / "spread")
 
 
-def _wealth() -> None:
+def _wealth(work: Path) -> Callable[[], object]:
     from wealth import MoneyAgent
 
     from engine import Kernel, MemorySink, ProbeStore
@@ -66,19 +71,15 @@ def _wealth() -> None:
     n = 100_000
     kernel = Kernel(stop_tick=21, seed=1, probes=ProbeStore(MemorySink()))
     kernel.add_actors(MoneyAgent, n, None, n_agents=n)
-    kernel.run()
+    return kernel.run
 
 
 def _profile(name: str, top: int) -> str:
     sys.path.insert(0, str(HERE))
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        run = {
-            "phold": _phold,
-            "soda": lambda: _soda(work),
-            "spread": lambda: _spread(work),
-            "wealth": _wealth,
-        }[name]
+        prepare = {"phold": _phold, "soda": _soda, "spread": _spread, "wealth": _wealth}[name]
+        run = prepare(work)
         profiler = cProfile.Profile()
         profiler.runcall(run)
     out = io.StringIO()
