@@ -125,7 +125,8 @@ def main() -> int:
     for name, cls in OPERATIONS:
         extra = per_action(cls, args.actors, args.ticks) - base
         print(f"{name:<48} {extra * 1e9:>7,.0f}")
-    print(f"{'building an actor with two attributes':<48} {build_cost(200_000) * 1e9:>7,.0f}")
+    build = build_cost(20 * args.actors) * 1e9
+    print(f"{'building an actor with two attributes':<48} {build:>7,.0f}")
     return 0
 
 

@@ -10,6 +10,7 @@ not for rates: those come from the benchmarks themselves.
 
     python benchmarks/profiles.py                 # all four, top 12 lines each
     python benchmarks/profiles.py --only phold --top 20
+    python benchmarks/profiles.py --quick         # 2,000 actors: seconds
     PYTHONPATH=/path/to/other/checkout python benchmarks/profiles.py   # another engine
 """
 
@@ -31,13 +32,15 @@ WORKLOADS = ("phold", "soda", "spread", "wealth")
 
 
 # Each workload prepares what is not to be profiled, and returns what is.
+# ``--quick`` shrinks the actor models to 2,000 actors (the smoke test).
+_SIZE = {"actors": 100_000, "spread_ticks": None}
 
 
 def _phold(work: Path) -> Callable[[], object]:
     from engine import Kernel, MemorySink, ProbeStore
     from models.phold import LP
 
-    n = 100_000
+    n = _SIZE["actors"]
     kernel = Kernel(stop_tick=10, seed=1, probes=ProbeStore(MemorySink()))
     kernel.add_actors(LP, n, None, n_lps=n, remote=0.25, mean=1.0, record_every=10**9)
     return kernel.run
@@ -57,8 +60,10 @@ def _spread(work: Path) -> Callable[[], object]:
     from runtime.runner import run_scenario
     from runtime.scenario import load_scenario
 
-    net = spread.make_network(work / "network.npz", spread.NODES, spread.K, spread.REWIRE, 5, 1)
-    path = spread.write_scenario(work / "spread.toml", net, spread.NODES, spread.TICKS, 1)
+    nodes = min(_SIZE["actors"], spread.NODES)
+    ticks = spread.TICKS if nodes == spread.NODES else 50
+    net = spread.make_network(work / "network.npz", nodes, spread.K, spread.REWIRE, 5, 1)
+    path = spread.write_scenario(work / "spread.toml", net, nodes, ticks, 1)
     scenario = load_scenario(path, ["results.plots=false"])
     return lambda: run_scenario(scenario, out=work / "spread")
 
@@ -68,7 +73,7 @@ def _wealth(work: Path) -> Callable[[], object]:
 
     from engine import Kernel, MemorySink, ProbeStore
 
-    n = 100_000
+    n = _SIZE["actors"]
     kernel = Kernel(stop_tick=21, seed=1, probes=ProbeStore(MemorySink()))
     kernel.add_actors(MoneyAgent, n, None, n_agents=n)
     return kernel.run
@@ -95,16 +100,21 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=WORKLOADS, nargs="+", default=list(WORKLOADS))
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--quick", action="store_true", help="2,000 actors (a smoke test)")
     parser.add_argument("--worker", choices=WORKLOADS, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.quick:
+        _SIZE["actors"] = 2_000
     if args.worker:
         print(_profile(args.worker, args.top))
         return 0
+    failed = False
     for name in args.only:
         cmd = [sys.executable, __file__, "--worker", name, "--top", str(args.top)]
-        proc = subprocess.run(cmd, capture_output=True, text=True)
+        proc = subprocess.run(cmd + ["--quick"] * args.quick, capture_output=True, text=True)
         print(proc.stdout if proc.returncode == 0 else proc.stderr, flush=True)
-    return 0
+        failed = failed or proc.returncode != 0
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

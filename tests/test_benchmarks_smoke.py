@@ -10,6 +10,8 @@ No timing is asserted: the figures depend on the machine.
   total wealth is conserved.
 - benchmarks/spread.py, pydiasca's side only (Repast4Py is no dependency): the
   informed counts and the results digest do not depend on the number of ranks.
+- benchmarks/costs.py and profiles.py: they print a figure for every
+  operation and a profile for every workload.
 """
 
 from __future__ import annotations
@@ -139,3 +141,32 @@ def test_spread_benchmark_quick(tmp_path: Path) -> None:
         assert r["new_per_tick"] == first["new_per_tick"]
         assert r["digest"] == first["digest"]
     assert "identical informed counts and results digest" in proc.stdout
+
+
+def _run_script(name: str, *args: str) -> str:
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / name), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,  # a hang guard only: these sizes take seconds
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def test_costs_script_prints_every_operation() -> None:
+    text = _run_script("costs.py", "--actors", "300", "--ticks", "5")
+    lines = text.splitlines()[1:]
+    assert len(lines) == 8, text
+    for line in lines:
+        label, figure = line.rsplit(maxsplit=1)
+        assert label and figure.replace(",", "").lstrip("-").isdigit(), line
+
+
+def test_profiles_script_profiles_every_workload() -> None:
+    text = _run_script("profiles.py", "--quick", "--top", "3")
+    for workload in ("phold", "soda", "spread", "wealth"):
+        header = next(line for line in text.splitlines() if line.startswith(f"## {workload}:"))
+        assert "function calls" in header
+    assert text.count("ncalls") == 4
