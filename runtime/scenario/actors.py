@@ -16,9 +16,10 @@ from typing import Any, NoReturn
 from engine import Actor
 
 from ..placement import class_weight
-from .classes import _check_args, _resolve_class
+from .classes import _check_args, _check_types, _resolve_class
 from .values import (
     ScenarioError,
+    _arguments,
     _check_keys,
     _expected,
     _hint,
@@ -127,6 +128,7 @@ def _actors(items: Any, folder: Path, allow_none: bool = False) -> list[ActorEnt
         label, values, cls = _classed_entry(item, f"[[actors]] #{number}", _ACTOR_KEYS, folder)
         args = values.get("args", {})
         _check_args(cls, Actor, args, label)
+        _arguments(args, f"{label} args")
         entry = ActorEntry(
             cls=cls,
             class_ref=values["class"],
@@ -145,6 +147,7 @@ def _actors(items: Any, folder: Path, allow_none: bool = False) -> list[ActorEnt
         refs: set[int] = set()
         entry.args = _resolve(entry.args, ids, f"{label} args", refs)
         entry.refs = sorted(refs)
+        _check_types(entry.cls, Actor, entry.args, label)  # "@id" references are AAIs now
     return entries
 
 
@@ -256,6 +259,8 @@ def _populations(items: Any, folder: Path) -> list[PopulationEntry]:
         )
         args = values.get("args", {})
         _check_args(cls, DensePopulation, args, label)
+        _arguments(args, f"{label} args")
+        _check_types(cls, DensePopulation, args, label)
         name = values.get("name", cls.__name__.lower())
         if "/" in name:
             _expected(name, f"{label} name", 'a non-empty string without "@" or "/"')

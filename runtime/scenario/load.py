@@ -30,6 +30,9 @@ from .actors import (
     _weights,
 )
 from .values import (
+    MAX_DEPTH,
+    MAX_RANKS,
+    SEED_LIMIT,
     ScenarioError,
     _boolean,
     _check_keys,
@@ -134,12 +137,12 @@ _SIMULATION_KEYS = {
     "tick_duration": parse_duration,
     "stop_tick": _whole(1),
     "duration": parse_duration,
-    "seed": _whole(0),
+    "seed": _whole(0, SEED_LIMIT - 1),
     "mode": _mode,
 }
 _RESULTS_KEYS = {"output": _text, "include": _patterns, "exclude": _patterns, "plots": _boolean}
 _DEPLOYMENT_KEYS = {
-    "group_size": _whole(1),
+    "group_size": _whole(1, MAX_RANKS),
     "routing": _one_of(ROUTINGS),
     "watchdog_s": _positive("a number of seconds > 0"),
     "process_grid": _process_grid,
@@ -246,6 +249,12 @@ def _load(path: Path, overrides: Iterable[str | Override]) -> Scenario:
 def _parse(text: str) -> dict:
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise ScenarioError(
+            "arrays or tables nested too deeply to read",
+            where="the file",
+            fix=f"nest at most {MAX_DEPTH} levels",
+        ) from None
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         found = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", message, re.DOTALL)
