@@ -29,6 +29,7 @@ from .finalize import finalize
 from .launch import world
 from .placement import make_placement
 from .scenario import Scenario
+from .scenario.memory import memory_problem
 from .sgroups import ROOT, SGroups
 
 _log = logging.getLogger("pydiasca")
@@ -173,6 +174,10 @@ def _kernel(
 
     It runs before the run folder exists: a layout that cannot work stops here.
     """
+    problem = memory_problem(scenario, comm.size) if comm.rank == ROOT else None
+    problem = comm.bcast(problem)  # the root's estimate, so that every rank stops or none
+    if problem is not None:
+        raise RunSetupError(problem)
     sgroups = settings.sgroups
     transport = make_transport(comm, sgroups, scenario.routing, scenario.watchdog_s)
     placement = make_placement(
@@ -194,8 +199,10 @@ def _kernel(
     for pop in scenario.populations:  # dense populations: a block on every rank
         try:
             kernel.add_population(pop.cls, pop.name, scenario.process_grid, pop.args)
-        except ValueError as exc:  # every rank finds the same problem
-            raise RunSetupError(f"{scenario.path}: [[populations]] {pop.name}: {exc}") from None
+        except Exception as exc:  # the model's constructor or declaration: the same on every rank
+            text = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            text = " ".join(text.splitlines())
+            raise RunSetupError(f"{scenario.path}: [[populations]] {pop.name}: {text}") from None
     return kernel
 
 

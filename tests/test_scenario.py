@@ -991,7 +991,8 @@ POPULATION_ERRORS = {
     ),
     "name with a slash": (
         STOP + GRID + "name = 'a/b'\n",
-        f'{GRID_AT} name: got string "a/b"; expected a non-empty string without "@" or "/"',
+        f'{GRID_AT} name: got string "a/b"; expected a non-empty string without "@" or "/", '
+        "at most 100 characters",
     ),
     "no end": (
         SIM + GRID,

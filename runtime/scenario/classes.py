@@ -177,7 +177,9 @@ def _check_types(cls: type, base: type, args: dict, label: str) -> None:
     for key, value in args.items():
         accepted = _accepted(hints.get(key, typing.Any))
         if accepted is not None and not _matches(value, accepted):
-            names = sorted({_TYPE_NAMES[t] for t in accepted})
+            names = sorted(
+                {_TYPE_NAMES[t] for t in accepted if t is not int or float not in accepted}
+            )
             _expected(
                 value,
                 f"{label} args.{key}",
