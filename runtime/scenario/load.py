@@ -252,7 +252,6 @@ def _parse(text: str) -> dict:
     except RecursionError:
         raise ScenarioError(
             "arrays or tables nested too deeply to read",
-            where="the file",
             fix=f"nest at most {MAX_DEPTH} levels",
         ) from None
     except tomllib.TOMLDecodeError as error:
