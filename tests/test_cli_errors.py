@@ -245,3 +245,13 @@ def test_a_probe_name_too_long_for_a_file_is_a_model_failure(tmp_path):
     report = (out / "failure.txt").read_text()
     assert "a probe name must be a non-empty string of at most 200" in report
     assert "(5,000 characters)" in report
+
+
+def test_an_override_nested_too_deeply_is_one_line(tmp_path):
+    deep = "[" * 900 + "]" * 900
+    line = _refused(*_cli(tmp_path, SIM + SHOP, "--set", f"results.include={deep}"), "--set")
+    assert "nested too deeply" in line and len(line) < 400
+
+
+def test_a_watchdog_beyond_any_clock_is_refused(tmp_path):
+    _refused(*_cli(tmp_path, SIM + SHOP, "--set", "deployment.watchdog_s=1e300"), "watchdog_s")

@@ -94,7 +94,7 @@ class Override:
     @classmethod
     def parse(cls, text: str) -> Override:
         """``section.key=value``, the value read as TOML if it can be, else as a bare word."""
-        where = f"--set {text}"
+        where = f"--set {text if len(text) <= 100 else text[:100] + '...'}"
         target, equals, raw = text.partition("=")
         section, dot, key = target.strip().partition(".")
         if not (equals and section and dot and key):
@@ -115,6 +115,12 @@ class Override:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw  # a bare word: --set simulation.name=foo
+        except RecursionError:
+            raise ScenarioError(
+                "arrays or tables nested too deeply to read",
+                where=where,
+                fix=f"nest at most {MAX_DEPTH} levels",
+            ) from None
         return cls(section, key, value)
 
 
@@ -144,7 +150,7 @@ _RESULTS_KEYS = {"output": _text, "include": _patterns, "exclude": _patterns, "p
 _DEPLOYMENT_KEYS = {
     "group_size": _whole(1, MAX_RANKS),
     "routing": _one_of(ROUTINGS),
-    "watchdog_s": _positive("a number of seconds > 0"),
+    "watchdog_s": _positive("a number of seconds > 0, at most 1e9", maximum=1e9),
     "process_grid": _process_grid,
 }
 _PLACEMENT_KEYS = {"policy": _one_of(POLICIES), "weights": _table}

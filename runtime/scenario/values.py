@@ -224,13 +224,15 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
     return check
 
 
-def _positive(expected: str = "a number > 0") -> Callable[[Any, str], float]:
+def _positive(
+    expected: str = "a number > 0", maximum: float = math.inf
+) -> Callable[[Any, str], float]:
     def check(value: Any, where: str) -> float:
         if not (
             isinstance(value, int | float)
             and not isinstance(value, bool)
             and math.isfinite(value)
-            and value > 0
+            and 0 < value <= maximum
         ):
             _expected(value, where, expected)
         return float(value)
