@@ -75,12 +75,12 @@ def default_run_dir(scenario: Scenario) -> Path:
 
 def prepare_run_dir(run_dir: Path) -> Path:
     """Create the folder and prove it is writable before the simulation starts."""
-    if (run_dir / results.RESULTS_FILE).exists():
-        raise RunFolderError(
-            f"{run_dir}: already holds a run ({results.RESULTS_FILE}); "
-            f"choose another --out folder or remove that one"
-        )
-    try:
+    try:  # every step, the first included, can meet a name too long for the file system
+        if (run_dir / results.RESULTS_FILE).exists():
+            raise RunFolderError(
+                f"{run_dir}: already holds a run ({results.RESULTS_FILE}); "
+                f"choose another --out folder or remove that one"
+            )
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
         probe.write_bytes(b"")

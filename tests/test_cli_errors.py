@@ -255,3 +255,21 @@ def test_an_override_nested_too_deeply_is_one_line(tmp_path):
 
 def test_a_watchdog_beyond_any_clock_is_refused(tmp_path):
     _refused(*_cli(tmp_path, SIM + SHOP, "--set", "deployment.watchdog_s=1e300"), "watchdog_s")
+
+
+@pytest.mark.parametrize("where", ["output", "--out"])
+def test_a_run_folder_name_too_long_for_the_file_system_is_one_line(tmp_path, where):
+    long = "z" * 300
+    text = SIM + SHOP + (f"[results]\noutput = '{long}'\n" if where == "output" else "")
+    (tmp_path / "model.py").write_text(MODEL)
+    (tmp_path / "s.toml").write_text(text)
+    out = ["--out", long] if where == "--out" else []
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "run", "s.toml", *out],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    _refused(done, tmp_path / "never", "cannot write the run folder")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "s.toml"]
