@@ -150,7 +150,7 @@ _RESULTS_KEYS = {"output": _text, "include": _patterns, "exclude": _patterns, "p
 _DEPLOYMENT_KEYS = {
     "group_size": _whole(1, MAX_RANKS),
     "routing": _one_of(ROUTINGS),
-    "watchdog_s": _positive("a number of seconds > 0, at most 1e9", maximum=1e9),
+    "watchdog_s": _positive("a number of seconds > 0", maximum=1e9),
     "process_grid": _process_grid,
 }
 _PLACEMENT_KEYS = {"policy": _one_of(POLICIES), "weights": _table}

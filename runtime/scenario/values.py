@@ -232,9 +232,11 @@ def _positive(
             isinstance(value, int | float)
             and not isinstance(value, bool)
             and math.isfinite(value)
-            and 0 < value <= maximum
+            and value > 0
         ):
             _expected(value, where, expected)
+        if value > maximum:
+            _expected(value, where, f"{expected}, at most {maximum:g}")
         return float(value)
 
     return check
