@@ -16,8 +16,8 @@ from tests.fuzz.check import check_load, check_run
 from tests.fuzz.mutate import dumps, mutants, scenario_files
 
 SEED = 2026
-LOADED = 400
-RUNS = 24
+LOADED = 800
+RUNS = 32
 
 
 def _write(tmp_path, index, mutant):
