@@ -11,8 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.fuzz.__main__ import SMALL
-from tests.fuzz.check import check_load, check_run
+from tests.fuzz.check import SMALL, check_load, check_run
 from tests.fuzz.mutate import dumps, mutants, scenario_files
 
 SEED = 2026

@@ -16,10 +16,8 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .check import Outcome, check_load, check_run
+from .check import SMALL, Outcome, check_load, check_run
 from .mutate import Mutant, mutants
-
-SMALL = ("soda.toml", "soda-stochastic.toml", "heat-small.toml", "epidemic-small.toml")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 STOP_TICK = 3  # runs stay tiny: every run gets --stop-tick 3
 RUN_ARGS = ["--stop-tick", str(STOP_TICK), "--set", "results.plots=false"]
+SMALL = ("soda.toml", "soda-stochastic.toml", "heat-small.toml", "epidemic-small.toml")  # quick
 
 
 @dataclass(frozen=True)
