@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-every", type=int, default=4, metavar="K")
     parser.add_argument("--max-runs", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=300, metavar="S", help="per run")
     parser.add_argument("--save", default="results/fuzz-defects", metavar="DIR")
     args = parser.parse_args(argv)
     counts: Counter[str] = Counter()
@@ -45,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 _count(counts, index, mutant, outcome, args.save)
         with ThreadPoolExecutor(args.jobs) as pool:
-            runs = pool.map(lambda item: (item, check_run(item[2])), to_run)
+            runs = pool.map(lambda item: (item, check_run(item[2], args.timeout)), to_run)
             for (index, mutant, _, loaded), outcome in runs:
                 counts["run as pydiasca"] += 1
                 if loaded.kind == "refused" and outcome.kind != "refused":
