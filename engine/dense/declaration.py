@@ -92,12 +92,14 @@ class _Declaration:
                     raise ValueError(f"population {cls}: {group} names unknown field {n!r}")
         self.categories = {}
         for n, k in dict(pop.categories).items():
-            if n not in fields or self.dtypes[n].kind not in "biu" or _whole_numbers(k, n)[0] < 1:
+            one = not isinstance(k, list | tuple | np.ndarray)  # a count, not a sequence
+            counts = _whole_numbers(k, f"population {cls}: categories[{n!r}]") if one else ()
+            if n not in fields or self.dtypes[n].kind not in "biu" or not counts or counts[0] < 1:
                 raise ValueError(
                     f"population {cls}: categories needs integer fields and counts >= 1; "
                     f"got {n!r}: {k!r}"
                 )
-            self.categories[n] = int(k)
+            self.categories[n] = counts[0]
         self.static = set(pop.static)
         if pop.halo_fields is None:
             self.halo_names = [n for n in self.names if n not in self.static]
