@@ -16,6 +16,7 @@ no buffer, no declaration, no I/O.
 
 from __future__ import annotations
 
+import reprlib
 from array import array
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -244,10 +245,25 @@ class ProbeStore:
         return None if series is None else series.width
 
 
+MAX_NAME = 200  # characters: a probe's plot is the file probe-<name>.png (255 bytes at most)
+
+
 def _check_name(name: object) -> None:
-    if not isinstance(name, str) or not name or "/" in name or name in (".", ".."):
+    """Refuse a name that cannot name an HDF5 dataset and a PNG file, where it is recorded."""
+    if (
+        not isinstance(name, str)
+        or not name
+        or "/" in name
+        or name in (".", "..")
+        or len(name) > MAX_NAME
+        or not name.isprintable()
+    ):
+        shown = reprlib.repr(name)
+        if isinstance(name, str) and len(name) > MAX_NAME:
+            shown += f" ({len(name):,} characters)"
         raise SimulationError(
-            f"a probe name must be a non-empty string without '/' (and not . or ..); got {name!r}"
+            f"a probe name must be a non-empty string of at most {MAX_NAME} printable "
+            f"characters, without '/' (and not . or ..); got {shown}"
         )
 
 

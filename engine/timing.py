@@ -5,6 +5,7 @@ from __future__ import annotations
 from .errors import TimeConversionError
 
 MAX_RELATIVE_ERROR = 0.015
+MAX_TICK = 2**63 - 1  # ticks are stored as int64
 
 
 def seconds_to_ticks(seconds: float, tick_duration: float) -> int:
@@ -14,11 +15,18 @@ def seconds_to_ticks(seconds: float, tick_duration: float) -> int:
     cannot express within 1.5%, and never turns a positive duration into 0 ticks,
     which would plan the current tick.
     """
-    if seconds < 0:
-        raise TimeConversionError(f"cannot convert a negative duration ({seconds} s) to ticks")
+    if not seconds >= 0:  # also NaN
+        what = "a negative duration" if seconds < 0 else "a duration that is not a number"
+        raise TimeConversionError(f"cannot convert {what} ({seconds} s) to ticks")
     if seconds == 0:
         return 0
-    ticks = max(1, round(seconds / tick_duration))
+    exact = seconds / tick_duration
+    if not exact <= MAX_TICK:  # also inf and NaN
+        raise TimeConversionError(
+            f"{seconds} s is more than {MAX_TICK} ticks of {tick_duration} s; "
+            f"use a longer tick_duration or a shorter duration"
+        )
+    ticks = max(1, round(exact))
     error = abs(ticks * tick_duration - seconds) / seconds
     if error > MAX_RELATIVE_ERROR:
         raise TimeConversionError(

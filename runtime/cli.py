@@ -12,6 +12,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
+from typing import NoReturn
 
 from engine import MODES, Kernel
 
@@ -21,6 +22,7 @@ from .launch import LaunchError, launched_size, relaunch, world
 from .placement import POLICIES
 from .report import format_seconds, summary
 from .scenario import Override, ScenarioError, load_scenario
+from .scenario.values import MAX_RANKS
 from .sgroups import ROUTINGS
 
 EXIT_BAD_INPUT = 2
@@ -39,10 +41,16 @@ def _version() -> str:
         return __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line and exit code 2, like any bad input."""
+
+    def error(self, message: str) -> NoReturn:
+        text = " ".join(message.split())
+        self.exit(EXIT_BAD_INPUT, f"error: {self.prog}: {text}; see {self.prog} --help\n")
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="pydiasca", description="Discrete-time actor simulations, tick by tick."
-    )
+    parser = _Parser(prog="pydiasca", description="Discrete-time actor simulations, tick by tick.")
     parser.add_argument("--version", action="version", version=f"pydiasca {_version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     run = sub.add_parser("run", help="run a scenario file")
@@ -183,9 +191,10 @@ def _relaunch_args(argv: Sequence[str]) -> list[str]:
 
 
 def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    if args.ranks is not None and args.ranks < 1:  # not a scenario value: checked here
+    if args.ranks is not None and not 1 <= args.ranks <= MAX_RANKS:  # not a scenario value
+        expected = ">= 1" if args.ranks < 1 else f"from 1 to {MAX_RANKS}"
         print(
-            f"error: --ranks: got integer {args.ranks}; expected a whole number >= 1",
+            f"error: --ranks: got integer {args.ranks}; expected a whole number {expected}",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT

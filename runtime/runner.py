@@ -29,6 +29,7 @@ from .finalize import finalize
 from .launch import world
 from .placement import make_placement
 from .scenario import Scenario
+from .scenario.memory import memory_problem
 from .sgroups import ROOT, SGroups
 
 _log = logging.getLogger("pydiasca")
@@ -74,12 +75,12 @@ def default_run_dir(scenario: Scenario) -> Path:
 
 def prepare_run_dir(run_dir: Path) -> Path:
     """Create the folder and prove it is writable before the simulation starts."""
-    if (run_dir / results.RESULTS_FILE).exists():
-        raise RunFolderError(
-            f"{run_dir}: already holds a run ({results.RESULTS_FILE}); "
-            f"choose another --out folder or remove that one"
-        )
-    try:
+    try:  # every step, the first included, can meet a name too long for the file system
+        if (run_dir / results.RESULTS_FILE).exists():
+            raise RunFolderError(
+                f"{run_dir}: already holds a run ({results.RESULTS_FILE}); "
+                f"choose another --out folder or remove that one"
+            )
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"
         probe.write_bytes(b"")
@@ -173,6 +174,10 @@ def _kernel(
 
     It runs before the run folder exists: a layout that cannot work stops here.
     """
+    problem = memory_problem(scenario, comm.size) if comm.rank == ROOT else None
+    problem = comm.bcast(problem)  # the root's estimate, so that every rank stops or none
+    if problem is not None:
+        raise RunSetupError(problem)
     sgroups = settings.sgroups
     transport = make_transport(comm, sgroups, scenario.routing, scenario.watchdog_s)
     placement = make_placement(
@@ -194,8 +199,10 @@ def _kernel(
     for pop in scenario.populations:  # dense populations: a block on every rank
         try:
             kernel.add_population(pop.cls, pop.name, scenario.process_grid, pop.args)
-        except ValueError as exc:  # every rank finds the same problem
-            raise RunSetupError(f"{scenario.path}: [[populations]] {pop.name}: {exc}") from None
+        except Exception as exc:  # the model's constructor or declaration: the same on every rank
+            text = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
+            text = " ".join(text.splitlines())
+            raise RunSetupError(f"{scenario.path}: [[populations]] {pop.name}: {text}") from None
     return kernel
 
 

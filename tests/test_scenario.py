@@ -991,7 +991,8 @@ POPULATION_ERRORS = {
     ),
     "name with a slash": (
         STOP + GRID + "name = 'a/b'\n",
-        f'{GRID_AT} name: got string "a/b"; expected a non-empty string without "@" or "/"',
+        f'{GRID_AT} name: got string "a/b"; expected a non-empty string without "@" or "/", '
+        "at most 100 characters",
     ),
     "no end": (
         SIM + GRID,
@@ -1018,4 +1019,81 @@ POPULATION_ERRORS = {
 @pytest.mark.parametrize("text, expected", POPULATION_ERRORS.values(), ids=POPULATION_ERRORS)
 def test_population_error_message(write_pop, text, expected):
     path = write_pop(text)
+    assert message(path) == f"{path}: {expected}"
+
+
+# --- issue 9: arguments against annotations, and the bounds of every value ----------------------
+
+TYPED = """
+from engine import Actor
+
+
+class Typed(Actor):
+    def __init__(self, n: int, x: float = 0.0, tag: str | None = None, items: list | tuple = ()):
+        self.n, self.x, self.tag, self.items = n, x, tag, items
+"""
+TYPED_AT = '[[actors]] #1 (class "typed.py:Typed")'
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ("n = inf", "args.n: got float inf; expected an integer (as Typed() declares n)"),
+        ("n = 1, x = 'a'", 'args.x: got string "a"; expected a number (as Typed() declares x)'),
+        ("n = true", "args.n: got boolean true; expected an integer (as Typed() declares n)"),
+        ("n = 1, tag = 3", "args.tag: got integer 3; expected a string (as Typed() declares tag)"),
+        (
+            "n = 1, items = 'ab'",
+            'args.items: got string "ab"; expected an array (as Typed() declares items)',
+        ),
+        (
+            "n = 18446744073709551616",
+            "args.n: got integer 18446744073709551616; expected an "
+            "integer from -9223372036854775808 to 9223372036854775807 (64 bits)",
+        ),
+        (
+            'n = 1, items = ["a\\u0000"]',
+            "args.items[0]: got a string with a NUL character at "
+            "position 1; remove it: results files cannot hold it",
+        ),
+    ],
+)
+def test_arguments_must_match_plain_annotations(write, tmp_path, args, expected):
+    (tmp_path / "typed.py").write_text(TYPED)
+    path = write(SIM + f"[[actors]]\nclass = 'typed.py:Typed'\nargs = {{ {args} }}\n")
+    assert message(path) == f"{path}: {TYPED_AT} {expected}"
+
+
+def test_annotations_accept_what_they_say(write, tmp_path):
+    (tmp_path / "typed.py").write_text(TYPED)
+    text = SIM + "[[actors]]\nclass = 'typed.py:Typed'\nargs = { n = 2, x = 3, items = [1] }\n"
+    assert load_scenario(write(text)).actors[0].args == {"n": 2, "x": 3, "items": [1]}
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        (
+            "[simulation]\nseed = 18446744073709551616\n" + SHOP,
+            "[simulation] seed: got integer 18446744073709551616; expected a whole number from 0 "
+            "to 18446744073709551615",
+        ),
+        (
+            '[simulation]\nname = "a\\nb"\n' + SHOP,
+            "[simulation] name: got a string with the control character '\\n' at position 1; "
+            "remove it",
+        ),
+        (
+            "[simulation]\nname = '" + "é" * 101 + "'\n" + SHOP,
+            "[simulation] name: got a string of 202 bytes; expected at most 200",
+        ),
+        (
+            "[simulation]\ntick_duration = 5e-324\nduration = '1w'\n" + SHOP,
+            "[simulation] duration: 604800.0 s is more than 9223372036854775807 ticks of 5e-324 s; "
+            "use a longer tick_duration or a shorter duration",
+        ),
+    ],
+)
+def test_bounds_of_settings(write, text, expected):
+    path = write(text)
     assert message(path) == f"{path}: {expected}"

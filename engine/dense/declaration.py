@@ -9,6 +9,7 @@ blocks are pairs, the stencil is a halo width, the boundary a pair of flags.
 
 from __future__ import annotations
 
+import reprlib
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -63,12 +64,16 @@ class _Declaration:
         if not fields:
             raise ValueError(f"population {cls} declares no fields")
         self.names = list(fields)
-        self.dtypes = {n: np.dtype(d) for n, d in fields.items()}
+        try:
+            self.dtypes = {n: np.dtype(d) for n, d in fields.items()}
+        except TypeError as error:
+            raise ValueError(
+                f"population {cls}: a field's dtype is not a NumPy dtype ({error})"
+            ) from None
         for n, dt in self.dtypes.items():
             if dt.kind not in "biuf":
                 raise ValueError(f"population {cls}: field {n!r} has dtype {dt}; use a number")
-        shape = pop.shape
-        shape = (int(shape),) if isinstance(shape, (int, np.integer)) else tuple(map(int, shape))
+        shape = _whole_numbers(pop.shape, f"population {cls}: shape")
         if len(shape) not in (1, 2) or min(shape) < 1:
             raise ValueError(f"population {cls}: shape must be a count or (rows, columns) >= 1")
         self.ndim = len(shape)
@@ -87,12 +92,14 @@ class _Declaration:
                     raise ValueError(f"population {cls}: {group} names unknown field {n!r}")
         self.categories = {}
         for n, k in dict(pop.categories).items():
-            if n not in fields or self.dtypes[n].kind not in "biu" or int(k) < 1:
+            one = not isinstance(k, list | tuple | np.ndarray)  # a count, not a sequence
+            counts = _whole_numbers(k, f"population {cls}: categories[{n!r}]") if one else ()
+            if n not in fields or self.dtypes[n].kind not in "biu" or not counts or counts[0] < 1:
                 raise ValueError(
                     f"population {cls}: categories needs integer fields and counts >= 1; "
                     f"got {n!r}: {k!r}"
                 )
-            self.categories[n] = int(k)
+            self.categories[n] = counts[0]
         self.static = set(pop.static)
         if pop.halo_fields is None:
             self.halo_names = [n for n in self.names if n not in self.static]
@@ -121,7 +128,7 @@ class _Declaration:
 
     def _regions(self, regions: Any) -> tuple[int, int]:
         regions = (1,) * self.ndim if regions is None else regions
-        regions = (int(regions),) if isinstance(regions, (int, np.integer)) else tuple(regions)
+        regions = _whole_numbers(regions, f"population {self.cls}: regions")
         if len(regions) != self.ndim or min(regions) < 1:
             raise ValueError(f"population {self.cls}: regions must be {self.ndim} number(s) >= 1")
         return (1, regions[0]) if self.ndim == 1 else (regions[0], regions[1])
@@ -140,7 +147,8 @@ class _Declaration:
     def _block(self, block: Any) -> tuple[int, int]:
         if block is None:
             return default_block(self.gshape)
-        b = (1, int(block[0])) if self.ndim == 1 else tuple(map(int, block))
+        b = _whole_numbers(block, f"population {self.cls}: block")
+        b = (1, b[0]) if self.ndim == 1 else b
         if len(b) != 2 or min(b) < 1:
             raise ValueError(f"population {self.cls}: block must be >= 1 cells")
         return b
@@ -157,11 +165,11 @@ class _Declaration:
             st = _STENCILS[st] if self.ndim == 2 else [-1, 1]
         h = 0
         for off in st:
-            h = max(h, *(abs(int(o)) for o in np.atleast_1d(off)))
+            h = max(h, *(abs(o) for o in _whole_numbers(off, f"population {self.cls}: stencil")))
         return h
 
     def _periodic(self, b: Any) -> tuple[bool, bool]:
-        axes = (b, b) if isinstance(b, str) else tuple(b)
+        axes = (b, b) if isinstance(b, str) else tuple(b) if isinstance(b, list | tuple) else ()
         if self.ndim == 1 and len(axes) == 1:
             axes = (axes[0], axes[0])
         if len(axes) != 2 or any(a not in _BOUNDARIES for a in axes):
@@ -170,6 +178,25 @@ class _Declaration:
                 f"(or one per axis); got {b!r}"
             )
         return (axes[0] == "periodic", axes[1] == "periodic")
+
+
+def _whole_numbers(value: Any, what: str) -> tuple[int, ...]:
+    """``value`` (a number or a sequence of them) as whole numbers, or a ValueError naming it.
+
+    A float must be whole (``4.0``); ``inf``, strings and tables are refused here,
+    rather than as a TypeError or OverflowError from deep inside the layout.
+    """
+    items = (value,) if not isinstance(value, list | tuple | np.ndarray) else value
+    out = []
+    for v in items:
+        if isinstance(v, bool) or not isinstance(v, int | float | np.integer | np.floating):
+            raise ValueError(f"{what} must be whole numbers; got {reprlib.repr(value)}")
+        if isinstance(v, float | np.floating) and not float(v).is_integer():
+            raise ValueError(f"{what} must be whole numbers; got {reprlib.repr(value)}")
+        if not abs(int(v)) <= 2**63 - 1:
+            raise ValueError(f"{what} must fit in 64 bits; got {reprlib.repr(value)}")
+        out.append(int(v))
+    return tuple(out)
 
 
 __all__: list[str] = []  # a unit of DensePopulation, wired by population.py; nothing public

@@ -16,9 +16,10 @@ from typing import Any, NoReturn
 from engine import Actor
 
 from ..placement import class_weight
-from .classes import _check_args, _resolve_class
+from .classes import _check_args, _check_types, _resolve_class
 from .values import (
     ScenarioError,
+    _arguments,
     _check_keys,
     _expected,
     _hint,
@@ -32,6 +33,7 @@ from .values import (
 )
 
 _ACTOR_KEYS = {"class": _text, "count": _whole(0), "args": _table, "id": _id, "hint": _hint}
+MAX_POPULATION_NAME = 100  # characters; probe names ("<name>.<field>.mean") hold 200
 _POPULATION_KEYS = {"class": _text, "name": _id, "args": _table}
 
 
@@ -127,6 +129,7 @@ def _actors(items: Any, folder: Path, allow_none: bool = False) -> list[ActorEnt
         label, values, cls = _classed_entry(item, f"[[actors]] #{number}", _ACTOR_KEYS, folder)
         args = values.get("args", {})
         _check_args(cls, Actor, args, label)
+        _arguments(args, f"{label} args")
         entry = ActorEntry(
             cls=cls,
             class_ref=values["class"],
@@ -145,6 +148,7 @@ def _actors(items: Any, folder: Path, allow_none: bool = False) -> list[ActorEnt
         refs: set[int] = set()
         entry.args = _resolve(entry.args, ids, f"{label} args", refs)
         entry.refs = sorted(refs)
+        _check_types(entry.cls, Actor, entry.args, label)  # "@id" references are AAIs now
     return entries
 
 
@@ -230,6 +234,7 @@ def _dangling(ref: str, ids: dict[str, ActorEntry], where: str) -> NoReturn:
         candidates = [f"@{i}" for i, e in ids.items() if e.count == 1]
         if _is_index(index):
             candidates += [f"@{i}-{index}" for i, e in ids.items() if e.count > int(index)]
+        candidates = [c for c in candidates if _instance(c[1:], ids)]  # only what resolves
         close = difflib.get_close_matches(ref, candidates, n=3)
         if close:
             fix = f"did you mean {' or '.join(map(_quote, close))}?"
@@ -256,9 +261,15 @@ def _populations(items: Any, folder: Path) -> list[PopulationEntry]:
         )
         args = values.get("args", {})
         _check_args(cls, DensePopulation, args, label)
+        _arguments(args, f"{label} args")
+        _check_types(cls, DensePopulation, args, label)
         name = values.get("name", cls.__name__.lower())
-        if "/" in name:
-            _expected(name, f"{label} name", 'a non-empty string without "@" or "/"')
+        if "/" in name or len(name) > MAX_POPULATION_NAME:  # it starts its probes' names
+            _expected(
+                name,
+                f"{label} name",
+                f'a non-empty string without "@" or "/", at most {MAX_POPULATION_NAME} characters',
+            )
         for other, entry in enumerate(entries, 1):
             if entry.name == name:
                 raise ScenarioError(

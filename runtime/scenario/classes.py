@@ -14,13 +14,16 @@ import importlib
 import importlib.util
 import inspect
 import sys
+import types
+import typing
+from collections import abc
 from pathlib import Path
 from types import ModuleType
 from typing import NoReturn
 
 from engine import Actor
 
-from .values import ScenarioError, _quote, _unknown
+from .values import ScenarioError, _expected, _quote, _unknown
 
 
 def _resolve_class(ref: str, folder: Path, where: str, base: type = Actor) -> type:
@@ -66,7 +69,9 @@ def _import(name: str, where: str) -> ModuleType:
                 fix='check the spelling, or give a file: "path/to/file.py:Class"',
             ) from error
         _import_failed(name, error, where)
-    except Exception as error:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as error:  # also sys.exit() and BaseException at import
         _import_failed(name, error, where)
 
 
@@ -76,8 +81,16 @@ def _import_file(name: str, folder: Path, where: str) -> ModuleType:
     The name comes from the absolute path, so two files both called model.py do
     not clash, and it is registered in sys.modules so pickle finds the classes.
     """
-    path = (folder / name).resolve()
-    if not path.is_file():
+    try:
+        path = (folder / name).resolve()
+        found = path.is_file()
+    except (OSError, ValueError) as error:  # a name too long for the file system, a NUL
+        raise ScenarioError(
+            f"cannot use the path {_quote(name)} ({getattr(error, 'strerror', None) or error})",
+            where=where,
+            fix="give the path of a .py file, relative to the scenario file's folder",
+        ) from None
+    if not found:
         raise ScenarioError(
             f"no file {path}", where=where, fix="paths are relative to the scenario file's folder"
         )
@@ -92,13 +105,16 @@ def _import_file(name: str, folder: Path, where: str) -> ModuleType:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
-    except Exception as error:
+    except KeyboardInterrupt:  # Ctrl-C while loading: the user's, not the module's
+        del sys.modules[module_name]
+        raise
+    except BaseException as error:  # sys.exit() or BaseException at import: still the module's
         del sys.modules[module_name]
         _import_failed(name, error, where)
     return module
 
 
-def _import_failed(name: str, error: Exception, where: str) -> NoReturn:
+def _import_failed(name: str, error: BaseException, where: str) -> NoReturn:
     raise ScenarioError(
         f"importing {_quote(name)} failed: {type(error).__name__}: {error}",
         where=where,
@@ -143,3 +159,59 @@ def _check_args(cls: type, base: type, args: dict, label: str) -> None:
             where=f"{label} args",
             fix=f"add {'them' if len(missing) > 1 else 'it'} to args, e.g. args = {{ {example} }}",
         )
+
+
+def _check_types(cls: type, base: type, args: dict, label: str) -> None:
+    """Match each argument against its constructor annotation, where that is a plain type.
+
+    ``rows: int`` refuses ``rows = inf``, ``regions: list | tuple`` refuses
+    ``regions = "abc"``: the run would fail later, with a traceback, or silently.
+    Annotations that are not plain types (classes of the model, ``Any``) accept anything.
+    """
+    if cls.__init__ is base.__init__:
+        return
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # an annotation that does not evaluate: nothing to check against
+        return
+    for key, value in args.items():
+        accepted = _accepted(hints.get(key, typing.Any))
+        if accepted is not None and not _matches(value, accepted):
+            # TOML has no None, and a number covers the integers
+            skip = {type(None)} | ({int} if float in accepted else set())
+            names = sorted({_TYPE_NAMES[t] for t in accepted if t not in skip})
+            _expected(
+                value,
+                f"{label} args.{key}",
+                f"{' or '.join(names)} (as {cls.__name__}() declares {key})",
+            )
+
+
+# What a TOML value must be to match a plain annotation; None: no check.
+_PLAIN = {int: (int,), float: (int, float), bool: (bool,), str: (str,), type(None): (type(None),)}
+_PLAIN.update({t: (list,) for t in (list, tuple, abc.Sequence, abc.Iterable, abc.Collection)})
+_PLAIN.update({t: (dict,) for t in (dict, abc.Mapping)})
+_TYPE_NAMES = {
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    str: "a string",
+    list: "an array",
+    dict: "a table",
+}
+
+
+def _accepted(hint: object) -> tuple[type, ...] | None:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        members = [_accepted(h) for h in typing.get_args(hint)]
+        if any(m is None for m in members):
+            return None
+        return tuple(t for m in members for t in m)  # type: ignore[union-attr]
+    return _PLAIN.get(origin or hint)  # list[int] is checked as a list
+
+
+def _matches(value: object, accepted: tuple[type, ...]) -> bool:
+    if type(value) is bool:
+        return bool in accepted
+    return type(value) in accepted

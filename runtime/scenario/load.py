@@ -30,6 +30,9 @@ from .actors import (
     _weights,
 )
 from .values import (
+    MAX_DEPTH,
+    MAX_RANKS,
+    SEED_LIMIT,
     ScenarioError,
     _boolean,
     _check_keys,
@@ -91,7 +94,7 @@ class Override:
     @classmethod
     def parse(cls, text: str) -> Override:
         """``section.key=value``, the value read as TOML if it can be, else as a bare word."""
-        where = f"--set {text}"
+        where = f"--set {text if len(text) <= 100 else text[:100] + '...'}"
         target, equals, raw = text.partition("=")
         section, dot, key = target.strip().partition(".")
         if not (equals and section and dot and key):
@@ -112,6 +115,12 @@ class Override:
             value = tomllib.loads(f"v = {raw}")["v"]
         except tomllib.TOMLDecodeError:
             value = raw  # a bare word: --set simulation.name=foo
+        except RecursionError:
+            raise ScenarioError(
+                "arrays or tables nested too deeply to read",
+                where=where,
+                fix=f"nest at most {MAX_DEPTH} levels",
+            ) from None
         return cls(section, key, value)
 
 
@@ -134,14 +143,14 @@ _SIMULATION_KEYS = {
     "tick_duration": parse_duration,
     "stop_tick": _whole(1),
     "duration": parse_duration,
-    "seed": _whole(0),
+    "seed": _whole(0, SEED_LIMIT - 1),
     "mode": _mode,
 }
 _RESULTS_KEYS = {"output": _text, "include": _patterns, "exclude": _patterns, "plots": _boolean}
 _DEPLOYMENT_KEYS = {
-    "group_size": _whole(1),
+    "group_size": _whole(1, MAX_RANKS),
     "routing": _one_of(ROUTINGS),
-    "watchdog_s": _positive("a number of seconds > 0"),
+    "watchdog_s": _positive("a number of seconds > 0", maximum=1e9),
     "process_grid": _process_grid,
 }
 _PLACEMENT_KEYS = {"policy": _one_of(POLICIES), "weights": _table}
@@ -246,6 +255,11 @@ def _load(path: Path, overrides: Iterable[str | Override]) -> Scenario:
 def _parse(text: str) -> dict:
     try:
         return tomllib.loads(text)
+    except RecursionError:
+        raise ScenarioError(
+            "arrays or tables nested too deeply to read",
+            fix=f"nest at most {MAX_DEPTH} levels",
+        ) from None
     except tomllib.TOMLDecodeError as error:
         message = str(error)
         found = re.fullmatch(r"(.*) \(at line (\d+), column (\d+)\)", message, re.DOTALL)

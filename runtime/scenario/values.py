@@ -81,7 +81,11 @@ def _describe(value: Any) -> str:
     return f"date/time {value}"
 
 
-def _quote(text: str) -> str:
+def _quote(text: str, limit: int = 100) -> str:
+    """``text`` in double quotes, as TOML writes it; a long one is cut, with its length."""
+    if len(text) > limit:
+        cut = json.dumps(text[:limit], ensure_ascii=False)[:-1]
+        return f'{cut}..." ({len(text):,} characters)'
     return json.dumps(text, ensure_ascii=False)
 
 
@@ -99,25 +103,91 @@ def _unknown(problem: str, name: str, known: list[str], where: str, listing: str
 # --- key checkers: (value, where) -> checked value ---------------------------
 
 
+# Bounds of the values that reach files, arrays and the operating system.
+INT64_MAX = 2**63 - 1  # HDF5 and NumPy store no larger integer (nor does TOML allow one)
+SEED_LIMIT = 2**64  # seeds are 64-bit keys: 0 <= seed < 2**64
+MAX_RANKS = 2**31 - 1  # MPI counts ranks in a C int
+MAX_TEXT = 4096  # characters of a string setting (PATH_MAX on Linux)
+MAX_NAME_BYTES = 200  # a name becomes a folder "<name>-<timestamp>": 255 bytes at most
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _plain(value: str, where: str, limit: int, unit: str = "characters") -> str:
+    """A string without control characters (NUL, newline...) and at most ``limit`` long.
+
+    ``unit`` "bytes" counts the UTF-8 bytes, as a file name's limit does.
+    """
+    found = _CONTROL.search(value)
+    if found:
+        raise ScenarioError(
+            f"got a string with the control character {found.group()!r} "
+            f"at position {found.start()}",
+            where=where,
+            fix="remove it",
+        )
+    size = len(value.encode("utf-8", "surrogatepass")) if unit == "bytes" else len(value)
+    if size > limit:
+        raise ScenarioError(
+            f"got a string of {size:,} {unit}", where=where, fix=f"expected at most {limit:,}"
+        )
+    return value
+
+
 def _text(value: Any, where: str) -> str:
     if type(value) is not str or not value:
         _expected(value, where, "a non-empty string")
-    return value
+    return _plain(value, where, MAX_TEXT)
 
 
 def _name(value: Any, where: str) -> str:
     if type(value) is not str or not value or "/" in value or "\\" in value:
         _expected(value, where, "a non-empty string without / or \\ (it names the results folder)")
-    return value
+    return _plain(value, where, MAX_NAME_BYTES, "bytes")
 
 
-def _whole(minimum: int) -> Callable[[Any, str], int]:
+def _whole(minimum: int, maximum: int = INT64_MAX) -> Callable[[Any, str], int]:
+    """A check of a whole number in [minimum, maximum]: every integer setting has bounds."""
+
     def check(value: Any, where: str) -> int:
         if type(value) is not int or value < minimum:  # type(True) is bool, not int
             _expected(value, where, f"a whole number >= {minimum}")
+        if value > maximum:
+            _expected(value, where, f"a whole number from {minimum} to {maximum}")
         return value
 
     return check
+
+
+def _arguments(value: Any, where: str, depth: int = 0) -> None:
+    """Refuse what no run can keep, anywhere in an ``args`` value.
+
+    Arguments end up in actors' state, probes and HDF5 files: none holds an
+    integer beyond 64 bits (nor does TOML allow one) or a NUL character, and
+    nesting deeper than ``MAX_DEPTH`` levels only breaks recursion later.
+    """
+    if depth > MAX_DEPTH:
+        raise ScenarioError(
+            f"got arrays or tables nested more than {MAX_DEPTH} levels deep",
+            where=where,
+            fix="flatten the value",
+        )
+    if type(value) is int and not -INT64_MAX - 1 <= value <= INT64_MAX:
+        _expected(value, where, f"an integer from {-INT64_MAX - 1} to {INT64_MAX} (64 bits)")
+    if type(value) is str and "\x00" in value:
+        raise ScenarioError(
+            f"got a string with a NUL character at position {value.index(chr(0))}",
+            where=where,
+            fix="remove it: results files cannot hold it",
+        )
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _arguments(item, f"{where}[{i}]", depth + 1)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _arguments(item, f"{where}.{key}", depth + 1)
+
+
+MAX_DEPTH = 32  # levels of arrays and tables inside one value
 
 
 def _mode(value: Any, where: str) -> str:
@@ -135,12 +205,13 @@ def _table(value: Any, where: str) -> dict:
 def _id(value: Any, where: str) -> str:
     if type(value) is not str or not value or "@" in value:
         _expected(value, where, 'a non-empty string without "@"')
-    return value
+    return _plain(value, where, MAX_TEXT)
 
 
 def _hint(value: Any, where: str) -> str | int:
     if type(value) not in (str, int):
         _expected(value, where, "a string or a whole number")
+    _arguments(value, where)
     return value
 
 
@@ -153,7 +224,9 @@ def _one_of(choices: tuple[str, ...]) -> Callable[[Any, str], str]:
     return check
 
 
-def _positive(expected: str = "a number > 0") -> Callable[[Any, str], float]:
+def _positive(
+    expected: str = "a number > 0", maximum: float = math.inf
+) -> Callable[[Any, str], float]:
     def check(value: Any, where: str) -> float:
         if not (
             isinstance(value, int | float)
@@ -162,9 +235,14 @@ def _positive(expected: str = "a number > 0") -> Callable[[Any, str], float]:
             and value > 0
         ):
             _expected(value, where, expected)
+        if value > maximum:
+            _expected(value, where, f"{expected}, at most {maximum:g}")
         return float(value)
 
     return check
+
+
+MAX_PATTERNS = 1000  # results.h5 keeps the patterns in an attribute, which holds 64 KiB
 
 
 def _patterns(value: Any, where: str) -> list[str]:
@@ -172,12 +250,19 @@ def _patterns(value: Any, where: str) -> list[str]:
     example = 'e.g. ["^stock$", "cans_.*"]'
     if not isinstance(value, list):
         _expected(value, where, f"an array of regular expressions, {example}")
+    if len(value) > MAX_PATTERNS:
+        raise ScenarioError(
+            f"got {len(value):,} patterns",
+            where=where,
+            fix=f"expected at most {MAX_PATTERNS}: join patterns with | (a|b matches a or b)",
+        )
     for i, pattern in enumerate(value):
         if type(pattern) is not str:
             _expected(pattern, f"{where}[{i}]", f"a regular expression (a string), {example}")
+        _plain(pattern, f"{where}[{i}]", MAX_TEXT)
         try:
             re.compile(pattern)
-        except re.error as error:
+        except (re.error, OverflowError, RecursionError) as error:
             raise ScenarioError(
                 f"got string {_quote(pattern)}, which is not a regular expression ({error})",
                 where=f"{where}[{i}]",
