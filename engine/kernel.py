@@ -23,6 +23,7 @@ from typing import Any
 from .actor import Actor, handlers_of
 from .agenda import Agenda
 from .errors import MessageError, SimulationError
+from .portable import check_creation, check_message, describe, plain
 from .probes import ProbeStore
 from .random import Random, stream_keys
 from .trace import TickTrace
@@ -402,7 +403,7 @@ class Kernel:
             if inbox:
                 handler = "messages"
                 self._deliver(inbox, tick, diasca)
-        except Exception as exc:  # a model failed: report it, the consensus stops all ranks
+        except BaseException as exc:  # a model failed (sys.exit too): the consensus stops all
             if handler in ("__init__", "messages"):
                 aai, handler = self._current
             return Failure(
@@ -411,7 +412,7 @@ class Kernel:
                 handler=handler,
                 tick=tick,
                 diasca=diasca,
-                message=f"{type(exc).__name__}: {exc}",
+                message=describe(exc),
                 traceback=traceback.format_exc(),
                 rank=self._rank,
             )
@@ -453,7 +454,7 @@ class Kernel:
                         fn(actor, sender, args[0], args[1])
                     else:
                         fn(actor, sender, *args)
-        except Exception:
+        except BaseException:
             self._current = (target, self._handler_name(target, fn))
             raise
 
@@ -510,7 +511,7 @@ class Kernel:
                     init(actor, **(copy.deepcopy(kwargs) if shared else kwargs))
                 if first_diasca:
                     fresh.append(actor)
-        except Exception:
+        except BaseException:
             self._current = (aai, "__init__")
             raise
         finally:
@@ -550,6 +551,8 @@ class Kernel:
                 return False
         except (IndexError, TypeError):  # an AAI past the last, an unhashable handler
             return False
+        if args and not plain(args):  # the same rule on every layout: see engine.portable
+            check_message(sender, target, handler, args)
         if rank != self._rank:  # other ranks get the handler's name
             self._outbox.setdefault(rank, []).append((target, sender, handler, args))
             return True
@@ -575,6 +578,7 @@ class Kernel:
         self, creator: int, count: int, cls: type, hint: Any, tag: Any, kwargs: dict
     ) -> None:
         """Ask for a new actor; it gets its AAI at the end of the diasca, in canonical order."""
+        check_creation(creator, cls, hint, tag, kwargs)
         self._creations.append((creator, count, cls, hint, tag, kwargs))
 
     def terminate(self, actor: Actor) -> None:
