@@ -23,7 +23,7 @@ from typing import Any
 from .actor import Actor, handlers_of
 from .agenda import Agenda
 from .errors import MessageError, SimulationError
-from .portable import check_creation, check_message, describe, plain
+from .portable import PLAIN_TYPES, check_creation, check_message, describe
 from .probes import ProbeStore
 from .random import Random, stream_keys
 from .trace import TickTrace
@@ -551,8 +551,10 @@ class Kernel:
                 return False
         except (IndexError, TypeError):  # an AAI past the last, an unhashable handler
             return False
-        if args and not plain(args):  # the same rule on every layout: see engine.portable
-            check_message(sender, target, handler, args)
+        for arg in args:  # every argument must pickle, on every layout: see engine.portable
+            if type(arg) not in PLAIN_TYPES:
+                check_message(sender, target, handler, args)
+                break
         if rank != self._rank:  # other ranks get the handler's name
             self._outbox.setdefault(rank, []).append((target, sender, handler, args))
             return True

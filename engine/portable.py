@@ -20,7 +20,7 @@ from typing import Any
 from .errors import MessageError
 
 # Exact types that always pickle (subclasses may not: they are tested).
-_PLAIN = frozenset({int, float, str, bytes, bool, type(None)})
+PLAIN_TYPES = frozenset({int, float, str, bytes, bool, type(None)})
 _FIX = (
     "message and creation arguments must be plain data (numbers, strings, tuples, lists, "
     "dicts, NumPy arrays, AAIs), which every layout can pickle; see docs/tutorial.md"
@@ -31,7 +31,7 @@ def plain(args: tuple) -> bool:
     """True when every item of ``args`` is a plain scalar or a tuple of them (no pickling)."""
     for arg in args:
         kind = type(arg)
-        if kind not in _PLAIN and not (kind is tuple and plain(arg)):
+        if kind not in PLAIN_TYPES and not (kind is tuple and plain(arg)):
             return False
     return True
 
@@ -50,7 +50,7 @@ def unpicklable(value: Any) -> str | None:
 def check_message(sender: int, target: int, handler: str, args: tuple) -> None:
     """Raise MessageError naming the first argument of a message that cannot be pickled."""
     for number, arg in enumerate(args, 1):
-        if type(arg) in _PLAIN:
+        if type(arg) in PLAIN_TYPES or (type(arg) is tuple and plain(arg)):
             continue
         why = unpicklable(arg)
         if why is not None:
@@ -66,7 +66,7 @@ def check_creation(creator: int, cls: type, hint: Any, tag: Any, kwargs: dict) -
         return
     named = {"hint": hint, "tag": tag, **{f"argument {k!r}": v for k, v in kwargs.items()}}
     for name, value in named.items():
-        if type(value) in _PLAIN:
+        if type(value) in PLAIN_TYPES or (type(value) is tuple and plain(value)):
             continue
         why = unpicklable(value)
         if why is not None:
