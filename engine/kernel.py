@@ -23,7 +23,7 @@ from typing import Any
 from .actor import Actor, handlers_of
 from .agenda import Agenda
 from .errors import MessageError, SimulationError
-from .portable import PLAIN_TYPES, check_creation, check_message, describe
+from .portable import PLAIN_TYPES, check_creation, check_message, describe, users_interrupt
 from .probes import ProbeStore
 from .random import Random, stream_keys
 from .trace import TickTrace
@@ -404,6 +404,8 @@ class Kernel:
                 handler = "messages"
                 self._deliver(inbox, tick, diasca)
         except BaseException as exc:  # a model failed (sys.exit too): the consensus stops all
+            if users_interrupt(exc):
+                raise
             if handler in ("__init__", "messages"):
                 aai, handler = self._current
             return Failure(

@@ -15,6 +15,7 @@ arguments (lists, dicts, arrays, objects) are pickled to find out.
 from __future__ import annotations
 
 import pickle
+import signal
 from typing import Any
 
 from .errors import MessageError
@@ -74,6 +75,19 @@ def check_creation(creator: int, cls: type, hint: Any, tag: Any, kwargs: dict) -
                 f"actor {creator} asked to create a {cls.__name__} with {name} of type "
                 f"{type(value).__name__}, which cannot be pickled ({why}); {_FIX}"
             )
+
+
+def users_interrupt(exc: BaseException) -> bool:
+    """True for a KeyboardInterrupt while Python's own SIGINT handler is installed.
+
+    Then it may be the user's Ctrl-C, which must propagate as usual. ``pydiasca
+    run`` installs its own handler, which asks for a clean stop (status
+    ``interrupted``), so a KeyboardInterrupt under it comes from model code.
+    """
+    return (
+        isinstance(exc, KeyboardInterrupt)
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
 
 
 def describe(exc: BaseException) -> str:

@@ -29,7 +29,7 @@ from .polling import wait_until
 
 _OPS = ("sum", "max", "min")
 # How long a rank waits for the others in a collective around the run, until the
-# runner sets it from the scenario (10 x [deployment] watchdog_s).
+# runner sets it from the scenario (10 x [deployment] watchdog_s, at least this).
 DEFAULT_TIMEOUT_S = 600.0
 
 

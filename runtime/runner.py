@@ -109,7 +109,9 @@ def run_scenario(
     what the command line's flags do. Under MPI every rank calls this.
     """
     comm = world()
-    comm.timeout_s = 10 * scenario.watchdog_s  # how long ranks wait for each other around the run
+    # How long ranks wait for each other around the run: writing results and plots
+    # may keep one rank busy for long, but a silent rank must still end the job.
+    comm.timeout_s = max(10 * scenario.watchdog_s, 600.0)
     settings = _settings(scenario, comm)
     kernel = _kernel(scenario, settings, comm, run_order_seed)
     kernel.on_tick = on_tick if comm.rank == ROOT else None

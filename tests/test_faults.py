@@ -129,6 +129,25 @@ def test_keyboard_interrupt_raised_by_a_handler_is_a_model_failure(tmp_path, ran
     assert proc.stderr.startswith(error.format(rank=ranks - 1))
 
 
+def test_a_keyboard_interrupt_is_the_users_only_under_pythons_own_handler():
+    """Library use keeps Ctrl-C as usual; under pydiasca's handler it comes from the model."""
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    kernel = Kernel(stop_tick=10)
+    kernel.add_actors(Faulty, 4, None, what="interrupt")
+    with pytest.raises(KeyboardInterrupt):
+        kernel.run()
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: None)
+    try:
+        kernel = Kernel(stop_tick=10)
+        kernel.add_actors(Faulty, 4, None, what="interrupt")
+        stats = kernel.run()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert stats.status == "failed"
+    assert stats.failures[0].message.startswith("KeyboardInterrupt raised by model code")
+    assert (stats.failures[0].aai, stats.failures[0].handler) == (3, "hello")
+
+
 # --- an argument that cannot be pickled: refused on every layout -----------------------
 
 UNPICKLABLE = {"lambda": "function", "generator": "generator", "deep": "list"}
