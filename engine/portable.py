@@ -9,7 +9,8 @@ the target, the handler and the argument's type.
 
 The check must not slow the hot path: arguments whose exact type is a plain
 scalar (or a tuple of such) always pickle and are passed at once; only other
-arguments (lists, dicts, arrays, objects) are pickled to find out.
+arguments (lists, dicts, objects) are pickled to find out, except NumPy arrays
+of numbers, which always pickle.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import pickle
 import signal
 from typing import Any
+
+import numpy as np
 
 from .errors import MessageError
 
@@ -39,6 +42,8 @@ def plain(args: tuple) -> bool:
 
 def unpicklable(value: Any) -> str | None:
     """Why ``value`` cannot be pickled ("TypeError: ..."), None when it can."""
+    if type(value) is np.ndarray and not value.dtype.hasobject:  # a copy of its bytes
+        return None
     try:
         pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
     except RecursionError:

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import h5py
+import numpy as np
 import pytest
 from conftest import ROOT
 
@@ -178,11 +179,16 @@ def test_the_picklability_check_spares_plain_arguments_and_names_the_bad_one():
     kernel.add_actors(Faulty, 4, None, what="none")
     ok = kernel.run()
     assert ok.status == "completed" and ok.messages > 0
-    bad = [(lambda: 1, "function"), (_deep(100_000), "list"), ([(i for i in ())], "list")]
+    bad = [
+        (lambda: 1, "function"),
+        (_deep(100_000), "list"),
+        ([(i for i in ())], "list"),
+        (np.array([lambda: 1], dtype=object), "ndarray"),
+    ]
     for value, kind in bad:
         with pytest.raises(MessageError, match=f"argument 2 of type {kind}, which cannot be pick"):
             kernel.post(1, 2, "hello", (1, value))
-    assert kernel.post(1, 2, "hello", (1, 2.5, "x", None, (3, b"y"), [1, {"a": 2}]))
+    assert kernel.post(1, 2, "hello", (1, 2.5, "x", None, (3, b"y"), [1, {"a": 2}], np.ones(3)))
 
 
 # --- a rank that goes silent: named within about 2 x watchdog_s, data kept --------------
