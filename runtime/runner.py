@@ -243,7 +243,7 @@ def _start_log(scenario: Scenario, settings: _Settings, run_dir: Path) -> loggin
 
 def _rank_log(run_dir: Path, rank: int) -> logging.Handler:
     """A rank other than the root appends its warnings and errors to ``run.log``."""
-    handler = logging.FileHandler(run_dir / "run.log")
+    handler = logging.FileHandler(run_dir / "run.log", delay=True)  # opened when needed
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s rank {rank}: %(message)s"))
     _log.addHandler(handler)
