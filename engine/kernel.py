@@ -23,6 +23,7 @@ from typing import Any
 from .actor import Actor, handlers_of
 from .agenda import Agenda
 from .errors import MessageError, SimulationError
+from .portable import PLAIN_TYPES, check_creation, check_message, describe, users_interrupt
 from .probes import ProbeStore
 from .random import Random, stream_keys
 from .trace import TickTrace
@@ -402,7 +403,9 @@ class Kernel:
             if inbox:
                 handler = "messages"
                 self._deliver(inbox, tick, diasca)
-        except Exception as exc:  # a model failed: report it, the consensus stops all ranks
+        except BaseException as exc:  # a model failed (sys.exit too): the consensus stops all
+            if users_interrupt(exc):
+                raise
             if handler in ("__init__", "messages"):
                 aai, handler = self._current
             return Failure(
@@ -411,7 +414,7 @@ class Kernel:
                 handler=handler,
                 tick=tick,
                 diasca=diasca,
-                message=f"{type(exc).__name__}: {exc}",
+                message=describe(exc),
                 traceback=traceback.format_exc(),
                 rank=self._rank,
             )
@@ -453,7 +456,7 @@ class Kernel:
                         fn(actor, sender, args[0], args[1])
                     else:
                         fn(actor, sender, *args)
-        except Exception:
+        except BaseException:
             self._current = (target, self._handler_name(target, fn))
             raise
 
@@ -510,7 +513,7 @@ class Kernel:
                     init(actor, **(copy.deepcopy(kwargs) if shared else kwargs))
                 if first_diasca:
                     fresh.append(actor)
-        except Exception:
+        except BaseException:
             self._current = (aai, "__init__")
             raise
         finally:
@@ -550,6 +553,10 @@ class Kernel:
                 return False
         except (IndexError, TypeError):  # an AAI past the last, an unhashable handler
             return False
+        for arg in args:  # every argument must pickle, on every layout: see engine.portable
+            if type(arg) not in PLAIN_TYPES:
+                check_message(sender, target, handler, args)
+                break
         if rank != self._rank:  # other ranks get the handler's name
             self._outbox.setdefault(rank, []).append((target, sender, handler, args))
             return True
@@ -575,6 +582,7 @@ class Kernel:
         self, creator: int, count: int, cls: type, hint: Any, tag: Any, kwargs: dict
     ) -> None:
         """Ask for a new actor; it gets its AAI at the end of the diasca, in canonical order."""
+        check_creation(creator, cls, hint, tag, kwargs)
         self._creations.append((creator, count, cls, hint, tag, kwargs))
 
     def terminate(self, actor: Actor) -> None:

@@ -20,6 +20,7 @@ from . import runner
 from .comm import Comm
 from .launch import LaunchError, launched_size, relaunch, world
 from .placement import POLICIES
+from .polling import Silence
 from .report import format_seconds, summary
 from .scenario import Override, ScenarioError, load_scenario
 from .scenario.values import MAX_RANKS
@@ -215,6 +216,10 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
         return EXIT_BAD_INPUT
     try:
         return _run_here(args, w)
+    except Silence as exc:  # a rank went silent: say which, then end every rank
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        w.abort(EXIT_FAILED)
+        return EXIT_FAILED
     except Exception:  # an engine bug on one rank must not leave the others waiting
         if w.size == 1:
             raise
@@ -249,11 +254,15 @@ def _run_here(args: argparse.Namespace, w: Comm) -> int:
         return code
     if outcome.mode == "ergodic" and scenario.seed is None:
         print(f"ergodic seed: {outcome.seed} (replay with --seed {outcome.seed})")
+    # A failure is one block on stderr, in order: the error line and traceback, the
+    # report's path, the summary (two streams would interleave under mpiexec).
+    out = sys.stderr if outcome.failures else sys.stdout
     for failure in outcome.failures:
-        print(f"error: {failure.describe()}", file=sys.stderr)
-        print(failure.traceback.rstrip(), file=sys.stderr)
-        print(f"the run's report is in {outcome.run_dir / 'failure.txt'}", file=sys.stderr)
-    print(summary(outcome, scenario.tick_duration))
+        print(f"error: {failure.describe()}", file=out)
+        print(failure.traceback.rstrip(), file=out)
+    if outcome.failures:
+        print(f"the run's report is in {outcome.run_dir / 'failure.txt'}", file=out)
+    print(summary(outcome, scenario.tick_duration), file=out, flush=True)
     return code
 
 

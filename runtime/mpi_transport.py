@@ -11,13 +11,17 @@ its gateway; the root is rank 0. Per diasca the kernel makes two calls:
   its cost follows the peers a rank talks to, not the world size.
 - ``agree``: rank reports go to the group leader, group reports to the root, and
   the merged report comes back down. A watchdog on the leaders and the root
-  names any rank that stays silent for ``watchdog_s`` and aborts the job.
+  names any rank that stays silent for ``watchdog_s`` (the root waits on
+  leaders 1.5 x that, so that a leader can name its silent member first). A
+  rank waiting for the decision watches its parent in turn: no decision within
+  2 x ``watchdog_s`` (2.5 x under a leader that waits on the root) names the
+  silent leader or root. Every wait has a deadline (``runtime.polling``): a
+  silent rank raises ``Silence`` on the rank that noticed it, which ends the job.
 """
 
 from __future__ import annotations
 
 import pickle
-import sys
 import time
 from dataclasses import dataclass, field
 
@@ -25,7 +29,8 @@ from mpi4py import MPI
 
 from engine import Failure, Report
 
-from .polling import Backoff
+from .comm import bcast_object
+from .polling import Backoff, Silence, wait_until
 from .sgroups import ROOT, ROUTINGS, SGroups
 
 # Each exchange step has a tag of its own, and probes only for it: a fast rank
@@ -37,6 +42,7 @@ _TAG_STEP3 = 14  # s_group: gateway to its members
 _WATCHDOG = ("watchdog", "exchange")  # failures that mean a rank went silent
 _TAG_REPORT = 21
 _TAG_GROUP_REPORT = 22
+_STAGGER_S = 0.25  # each further rank waits this much longer for a decision
 
 
 @dataclass
@@ -65,7 +71,7 @@ def _sparse_exchange(
     received: list[bytes] = []
     status = MPI.Status()
     barrier = None
-    backoff = Backoff()
+    backoff = Backoff(deadline)
     while True:
         if comm.Iprobe(MPI.ANY_SOURCE, tag, status):
             buf = bytearray(status.Get_count(MPI.BYTE))
@@ -78,8 +84,7 @@ def _sparse_exchange(
                 barrier = comm.Ibarrier()
         elif barrier.Test():
             return received
-        backoff.pause()
-        if time.monotonic() > deadline:
+        if not backoff.pause():
             return None
 
 
@@ -201,6 +206,7 @@ class MpiTransport:
     # --- consensus ----------------------------------------------------------
     def agree(self, report: Report) -> Report:
         start = time.perf_counter()
+        begun = time.monotonic()
         if self._stalled:  # this rank is a victim: the silent one is named below
             report.failures.append(
                 Failure(
@@ -213,29 +219,61 @@ class MpiTransport:
                     rank=self.rank,
                 )
             )
-        if self.group_comm.Get_size() > 1:
+        in_group = self.group_comm.Get_size() > 1
+        several = self.sgroups.count > 1
+        if in_group:
             if self.is_leader:
                 members = list(self.sgroups.ranks_of(self.group))
                 parts = self._collect(self.group_comm, _TAG_REPORT, report, members)
                 report = Report.merge(parts)
             else:
-                self.group_comm.send(report, 0, _TAG_REPORT)
-        several = self.sgroups.count > 1
+                self._send_up(self.group_comm, report, _TAG_REPORT, begun)
         if self.is_leader and several:
             if self.rank == ROOT:
                 leaders = self.sgroups.leaders
                 parts = self._collect(self.leaders_comm, _TAG_GROUP_REPORT, report, leaders)
                 report = Report.merge(parts)
             else:
-                self.leaders_comm.send(report, 0, _TAG_GROUP_REPORT)
+                self._send_up(self.leaders_comm, report, _TAG_GROUP_REPORT, begun)
         if self.rank == ROOT and any(f.handler in _WATCHDOG for f in report.failures):
-            self._abort(report.failures)
+            raise Silence(_silent_ranks(report.failures, self.watchdog_s))
         if self.is_leader and several:
-            report = self.leaders_comm.bcast(report, 0)
-        if self.group_comm.Get_size() > 1:
-            report = self.group_comm.bcast(report, 0)
+            report = self._decision(self.leaders_comm, report, begun, 2.0)
+        if in_group:
+            # Under a leader that is not the root, the leader itself may wait 2 x on the root.
+            factor = 2.0 if self.group == 0 else 2.5
+            report = self._decision(self.group_comm, report, begun, factor)
         self.stats.consensus_s += time.perf_counter() - start
         return report
+
+    def _parent(self, comm: MPI.Comm) -> int:
+        """The world rank this rank waits on in ``comm``: its leader, or the root."""
+        return ROOT if comm is self.leaders_comm else self.sgroups.leader_of(self.group)
+
+    def _silent_parent(self, comm: MPI.Comm, waited: float, tick: int, diasca: int) -> str:
+        parent = self._parent(comm)
+        who = "the root" if parent == ROOT else f"leader of s_group {self.group}"
+        return (
+            f"watchdog: rank {parent} ({who}) sent no decision for tick {tick} diasca {diasca} "
+            f"within {waited:g} s (noticed by rank {self.rank}); stopping the run"
+        )
+
+    def _send_up(self, comm: MPI.Comm, report: Report, tag: int, begun: float) -> None:
+        """Send this rank's report to its parent, which must take it within 2 x watchdog_s."""
+        limit = 2.0 * self.watchdog_s
+        silence = self._silent_parent(comm, limit, report.tick, report.diasca)
+        wait_until(comm.isend(report, 0, tag).Test, begun + limit, silence)
+
+    def _decision(self, comm: MPI.Comm, report: Report, begun: float, factor: float) -> Report:
+        """The parent's merged report. Higher ranks wait a little longer, so that one
+        rank, not all, names a silent parent."""
+        if comm.Get_rank() == 0:  # its members all reported: they are alive
+            silence = f"watchdog: the decision for tick {report.tick} diasca {report.diasca} "
+            silence += f"was not taken within {self.watchdog_s:g} s; stopping the run"
+            return bcast_object(comm, report, time.monotonic() + self.watchdog_s, silence)
+        limit = factor * self.watchdog_s + _STAGGER_S * min(self.rank - 1, 8)
+        silence = self._silent_parent(comm, limit, report.tick, report.diasca)
+        return bcast_object(comm, None, begun + limit, silence)
 
     def _collect(self, comm: MPI.Comm, tag: int, own: Report, world: list[int]) -> list[Report]:
         """Reports of every other rank of ``comm``; silent ranks become watchdog failures."""
@@ -245,8 +283,7 @@ class MpiTransport:
         # The root waits a little longer than the leaders, so that a leader can
         # name its silent member before the root blames the leader.
         limit = self.watchdog_s * (1.5 if comm is self.leaders_comm else 1.0)
-        deadline = time.monotonic() + limit
-        backoff = Backoff()
+        backoff = Backoff(time.monotonic() + limit)
         while waiting:
             if comm.Iprobe(MPI.ANY_SOURCE, tag, status):
                 source = status.Get_source()
@@ -254,7 +291,7 @@ class MpiTransport:
                 waiting.discard(source)
                 backoff.reset()
                 continue
-            if time.monotonic() > deadline:
+            if not backoff.pause():
                 tick, diasca = own.tick, own.diasca
                 for r in sorted(waiting):
                     parts.append(
@@ -269,36 +306,33 @@ class MpiTransport:
                         )
                     )
                 break
-            backoff.pause()
         return [p if isinstance(p, Report) else Report(failures=[p]) for p in parts]
-
-    def _abort(self, failures: list[Failure]) -> None:
-        silent = [f for f in failures if f.handler == "watchdog"]
-        stalled = [f for f in failures if f.handler == "exchange"]
-        first = (silent or stalled)[0]
-        if silent:
-            what = f"rank(s) {', '.join(str(f.rank) for f in silent)} did not report"
-        else:
-            ranks = ", ".join(str(f.rank) for f in stalled)
-            what = f"the message exchange stalled on rank(s) {ranks}"
-        print(
-            f"error: watchdog: {what} for tick {first.tick} diasca {first.diasca} within "
-            f"{self.watchdog_s:g} s; stopping the run",
-            file=sys.stderr,
-            flush=True,
-        )
-        self.comm.Abort(3)
 
     # --- dense populations: see runtime/mpi_halo.py ----------------------------
     def halo_exchange(self, sends: list, recvs: list) -> None:
         from .mpi_halo import halo_exchange
 
-        halo_exchange(self.comm, sends, recvs)
+        halo_exchange(self.comm, sends, recvs, time.monotonic() + self.watchdog_s)
 
     def allgather_arrays(self, array: object) -> list:
         from .mpi_halo import allgather_arrays
 
-        return allgather_arrays(self.comm, array)
+        return allgather_arrays(self.comm, array, time.monotonic() + self.watchdog_s)
+
+
+def _silent_ranks(failures: list[Failure], watchdog_s: float) -> str:
+    """The root's message when ranks went silent or an exchange stalled."""
+    silent = [f for f in failures if f.handler == "watchdog"]
+    stalled = [f for f in failures if f.handler == "exchange"]
+    first = (silent or stalled)[0]
+    if silent:
+        what = f"rank(s) {', '.join(str(f.rank) for f in silent)} did not report"
+    else:
+        what = f"the message exchange stalled on rank(s) {', '.join(str(f.rank) for f in stalled)}"
+    return (
+        f"watchdog: {what} for tick {first.tick} diasca {first.diasca} within "
+        f"{watchdog_s:g} s; stopping the run"
+    )
 
 
 def _dumps(obj: object) -> bytes:

@@ -10,6 +10,7 @@ finally results.h5 and the outcome.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import secrets
 import shutil
@@ -28,6 +29,7 @@ from .comm import Comm
 from .finalize import finalize
 from .launch import world
 from .placement import make_placement
+from .polling import Silence
 from .scenario import Scenario
 from .scenario.memory import memory_problem
 from .sgroups import ROOT, SGroups
@@ -108,11 +110,17 @@ def run_scenario(
     what the command line's flags do. Under MPI every rank calls this.
     """
     comm = world()
+    # How long ranks wait for each other around the run: writing results and plots
+    # may keep one rank busy for long, but a silent rank must still end the job.
+    comm.timeout_s = max(10 * scenario.watchdog_s, 600.0)
     settings = _settings(scenario, comm)
     kernel = _kernel(scenario, settings, comm, run_order_seed)
     kernel.on_tick = on_tick if comm.rank == ROOT else None
     run_dir = _run_folder(scenario, out, comm)
-    log_handler = _start_log(scenario, settings, run_dir) if comm.rank == ROOT else None
+    if comm.rank == ROOT:
+        log_handler = _start_log(scenario, settings, run_dir)
+    else:  # other ranks stay quiet: their warnings go to run.log too
+        log_handler = _rank_log(run_dir, comm.rank)
     try:
         started = datetime.now(UTC)
         stats = _run(kernel, results.staging_path(run_dir, comm.rank), handle_signals)
@@ -124,14 +132,13 @@ def run_scenario(
         outcome = _finish(scenario, settings, kernel, report, metadata, run_dir, comm)
         if scenario.plots:
             outcome.plots = _draw_plots(run_dir, comm)
-        if log_handler is not None:
+        if comm.rank == ROOT:
             from .report import summary
 
             _log.info("summary\n%s", summary(outcome, scenario.tick_duration))
     finally:
-        if log_handler is not None:
-            _log.removeHandler(log_handler)
-            log_handler.close()
+        _log.removeHandler(log_handler)
+        log_handler.close()
     return outcome
 
 
@@ -241,12 +248,26 @@ def _start_log(scenario: Scenario, settings: _Settings, run_dir: Path) -> loggin
     return handler
 
 
+def _rank_log(run_dir: Path, rank: int) -> logging.Handler:
+    """A rank other than the root appends its warnings and errors to ``run.log``."""
+    handler = logging.FileHandler(run_dir / "run.log", delay=True)  # opened when needed
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s rank {rank}: %(message)s"))
+    _log.addHandler(handler)
+    return handler
+
+
 def _run(kernel: Kernel, staging: Path, handle_signals: bool) -> RunStats:
     """Run the kernel, its probes spilling into this rank's staging file."""
     kernel.probes.sink = sink = results.StagingSink(staging)
     previous = _catch_signals(kernel) if handle_signals else None
     try:
         return kernel.run()
+    except Silence as exc:  # a rank went silent and the job ends: keep what this rank recorded
+        _log.error("%s", exc)
+        with contextlib.suppress(Exception):
+            kernel.probes.flush()
+        raise
     finally:
         if previous is not None:
             for signum, handler in previous.items():
