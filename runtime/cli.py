@@ -22,6 +22,7 @@ from .placement import POLICIES
 from .report import format_seconds, summary
 from .scenario import Override, ScenarioError, load_scenario
 from .sgroups import ROUTINGS
+from .storage import StorageError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -70,6 +71,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     info = sub.add_parser("info", help="print a run's metadata, probes and status")
     info.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (holding results.h5)")
+    recover = sub.add_parser(
+        "recover", help="build results.h5 from the staging files of a run that did not finish"
+    )
+    recover.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
     return parser
 
 
@@ -232,6 +237,10 @@ def _run_here(args: argparse.Namespace, w: Comm) -> int:
         if root:
             print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StorageError as exc:  # results.h5 could not be written: the staging files stay
+        if root:
+            print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         if progress is not None:
             progress.close()
@@ -244,24 +253,43 @@ def _run_here(args: argparse.Namespace, w: Comm) -> int:
         print(f"error: {failure.describe()}", file=sys.stderr)
         print(failure.traceback.rstrip(), file=sys.stderr)
         print(f"the run's report is in {outcome.run_dir / 'failure.txt'}", file=sys.stderr)
+    for problem in (outcome.problem, outcome.plots_missing):
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
     print(summary(outcome, scenario.tick_duration))
     return code
 
 
-def _plot(args: argparse.Namespace) -> int:
-    from .plots import draw_run
-    from .results import RunFolderUnreadable, missing_data_files, open_run
+def _open_run(run_dir: str):
+    """(results.h5, None), or (None, exit code) after one line on stderr."""
+    from .results import RunFolderUnreadable, RunNeedsRecovery, open_run
 
     try:
-        results = open_run(args.run_dir)
-        if args.probe is not None:
-            re.compile(args.probe)
+        return open_run(run_dir), None
+    except RunNeedsRecovery as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None, EXIT_FAILED
     except RunFolderUnreadable as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except re.error as exc:
-        print(f"error: --probe {args.probe!r} is not a regular expression ({exc})", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return None, EXIT_BAD_INPUT
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .plots import draw_run
+    from .results import damaged_data, missing_data_files, probe_names
+
+    if args.probe is not None:
+        try:
+            re.compile(args.probe)
+        except re.error as exc:
+            print(
+                f"error: --probe {args.probe!r} is not a regular expression ({exc})",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+    results, code = _open_run(args.run_dir)
+    if results is None:
+        return code
     missing = missing_data_files(results)
     if missing:
         print(
@@ -270,25 +298,89 @@ def _plot(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    drawn = draw_run(results.parent, probe_pattern=args.probe, performance=args.probe is None)
+    damaged = damaged_data(results)
+    if damaged:
+        print(
+            f"error: {results.parent}: {damaged[0]}; its rows cannot be drawn "
+            f"('pydiasca info {results.parent}' lists what is damaged)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    try:
+        drawn = draw_run(results.parent, probe_pattern=args.probe, performance=args.probe is None)
+    except (OSError, KeyError, ValueError, StorageError) as exc:
+        print(f"error: {results.parent}: cannot draw its figures ({exc})", file=sys.stderr)
+        return EXIT_FAILED
     if not drawn:
-        print(f"error: no probe matches --probe {args.probe!r}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        names = probe_names(results)
+        if not names:
+            what = "the run recorded no probes" + (
+                "" if args.probe else " and no performance figures"
+            )
+            print(f"error: {results.parent}: nothing to draw: {what}", file=sys.stderr)
+        else:
+            more = ", ..." if len(names) > 8 else ""
+            print(
+                f"error: no probe matches --probe {args.probe!r}; the run's probes are "
+                f"{', '.join(names[:8])}{more}",
+                file=sys.stderr,
+            )
+        return EXIT_FAILED
     for path in drawn:
         print(path)
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .results import RunFolderUnreadable, describe_run, open_run
+    from .results import damaged_data, describe_run
 
+    results, code = _open_run(args.run_dir)
+    if results is None:
+        return code
     try:
-        results = open_run(args.run_dir)
-    except RunFolderUnreadable as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    print(describe_run(results))
+        text, damaged = describe_run(results), damaged_data(results)
+    except (OSError, KeyError, ValueError) as exc:
+        print(f"error: {results}: damaged ({str(exc).splitlines()[0]})", file=sys.stderr)
+        return EXIT_FAILED
+    print(text)
+    if damaged:
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        print(
+            f"error: {results.parent}: {damaged[0]}{more}; the rows it holds read as fill values",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .recovery import RecoverError, recover
+
+    folder = Path(args.run_dir)
+    if not folder.is_dir():
+        print(f"error: {folder}: no such folder", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        done = recover(folder)
+    except (RecoverError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(recovery_line(folder, done))
+    print(f"results digest: {done.digest}")
+    return 0
+
+
+def recovery_line(folder, done) -> str:
+    """What ``pydiasca recover`` (and the launcher, after a crash) says it rebuilt."""
+    from .staging import ALL
+
+    upto = "every tick" if done.complete_before == ALL else f"ticks before {done.complete_before}"
+    return (
+        f"recovered {folder / 'results.h5'} (status failed): {done.rows:,} rows of "
+        f"{done.probes} probe(s), {upto}; draw them with 'pydiasca plot {folder}'"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -300,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plot(args)
     if args.command == "info":
         return _info(args)
+    if args.command == "recover":
+        return _recover(args)
     return EXIT_BAD_INPUT  # unreachable: argparse requires a known command
 
 

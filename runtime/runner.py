@@ -11,6 +11,7 @@ finally results.h5 and the outcome.
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -30,8 +31,14 @@ from .launch import world
 from .placement import make_placement
 from .scenario import Scenario
 from .sgroups import ROOT, SGroups
+from .staging import StagingSink
+from .storage import SafeFileHandler, StorageError, storage_message, write_text
 
 _log = logging.getLogger("pydiasca")
+
+
+MARK_PERIOD_S = 0.25  # wall seconds between staging marks: what a killed run may lose
+MARK_ENV = "PYDIASCA_MARK_S"
 
 
 class RunFolderError(Exception):
@@ -61,6 +68,8 @@ class RunOutcome:
     probes: int = 0  # probes written to results.h5
     rows: int = 0  # their rows, all probes together
     plots: list[Path] = field(default_factory=list)  # PNGs drawn (rank 0: by every rank)
+    plots_missing: str = ""  # why some plots were not drawn (rank 0), "" when all were
+    problem: str = ""  # a file the run could not write (e.g. a full disk): it then failed
 
     @property
     def status(self) -> str:
@@ -109,20 +118,21 @@ def run_scenario(
     comm = world()
     settings = _settings(scenario, comm)
     kernel = _kernel(scenario, settings, comm, run_order_seed)
-    kernel.on_tick = on_tick if comm.rank == ROOT else None
     run_dir = _run_folder(scenario, out, comm)
+    started = datetime.now(UTC)
+    start = _start_metadata(scenario, settings, comm, started)
     log_handler = _start_log(scenario, settings, run_dir) if comm.rank == ROOT else None
     try:
-        started = datetime.now(UTC)
-        stats = _run(kernel, results.staging_path(run_dir, comm.rank), handle_signals)
+        stats, problem = _run(kernel, run_dir, comm, start, on_tick, handle_signals)
         ended = datetime.now(UTC)
         report = _gather_figures(kernel, settings.sgroups, comm)
         metadata = None
         if comm.rank == ROOT:
-            metadata = _metadata(scenario, settings, comm, report, stats, started, ended)
+            metadata = {**start, **_end_metadata(report, stats, ended, problem)}
         outcome = _finish(scenario, settings, kernel, report, metadata, run_dir, comm)
+        outcome.problem = problem
         if scenario.plots:
-            outcome.plots = _draw_plots(run_dir, comm)
+            outcome.plots = _draw_plots(run_dir, comm, handle_signals)
         if log_handler is not None:
             from .report import summary
 
@@ -217,8 +227,11 @@ def _run_folder(scenario: Scenario, out: str | Path | None, comm: Comm) -> Path:
 
 def _start_log(scenario: Scenario, settings: _Settings, run_dir: Path) -> logging.Handler:
     """The root keeps the scenario and ``run.log`` in the folder."""
-    shutil.copyfile(scenario.path, run_dir / "scenario.toml")
-    handler = logging.FileHandler(run_dir / "run.log")
+    try:
+        shutil.copyfile(scenario.path, run_dir / "scenario.toml")
+        handler = SafeFileHandler(run_dir / "run.log")
+    except OSError as exc:
+        raise StorageError(storage_message(exc, run_dir / "scenario.toml")) from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     _log.addHandler(handler)
     _log.setLevel(logging.INFO)
@@ -234,17 +247,66 @@ def _start_log(scenario: Scenario, settings: _Settings, run_dir: Path) -> loggin
     return handler
 
 
-def _run(kernel: Kernel, staging: Path, handle_signals: bool) -> RunStats:
-    """Run the kernel, its probes spilling into this rank's staging file."""
-    kernel.probes.sink = sink = results.StagingSink(staging)
+def _run(
+    kernel: Kernel,
+    run_dir: Path,
+    comm: Comm,
+    start: dict[str, Any],
+    on_tick: Callable[[Kernel], None] | None,
+    handle_signals: bool,
+) -> tuple[RunStats, str]:
+    """Run the kernel, its probes spilling into this rank's staging file.
+
+    At tick boundaries (at most every ``MARK_PERIOD_S``) every rank flushes its
+    probes and marks its staging file, so that a killed run can be recovered up
+    to there; a staging write that fails stops the run at the end of the tick.
+    Returns the stats and the first storage problem of any rank ("" if none).
+    """
+    header = {"rank": comm.rank, "ranks": comm.size}
+    if comm.rank == ROOT:
+        header["metadata"] = start
+    sink = StagingSink(results.staging_path(run_dir, comm.rank), header)
+    kernel.probes.sink = sink
+    period = _mark_period()
+    next_mark = time.monotonic() + period
+
+    def tick_started(k: Kernel) -> None:
+        nonlocal next_mark
+        if on_tick is not None and comm.rank == ROOT:
+            on_tick(k)
+        if time.monotonic() >= next_mark:
+            k.probes.flush()
+            sink.mark(k.tick, k.probes.declarations)
+            next_mark = time.monotonic() + period
+        if sink.error:
+            k.interrupt()
+
+    kernel.on_tick = tick_started
+    if sink.error:
+        kernel.interrupt()
     previous = _catch_signals(kernel) if handle_signals else None
     try:
-        return kernel.run()
+        stats = kernel.run()
+        sink.close(kernel.probes.declarations)  # the final mark: every row is staged
     finally:
         if previous is not None:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
-        sink.close()
+        sink.abandon()
+    problem = next((p for p in comm.allgather(sink.error) if p), "")
+    if problem:
+        if comm.rank == ROOT:
+            _log.error("%s; the run stopped at the end of tick %d", problem, stats.last_tick)
+        stats.status = "failed"
+    return stats, problem
+
+
+def _mark_period() -> float:
+    """Seconds between staging marks (``PYDIASCA_MARK_S``; 0: every tick, for tests)."""
+    try:
+        return max(0.0, float(os.environ.get(MARK_ENV, MARK_PERIOD_S)))
+    except ValueError:
+        return MARK_PERIOD_S
 
 
 def _gather_figures(kernel: Kernel, sgroups: SGroups, comm: Comm) -> dict:
@@ -263,18 +325,13 @@ def _gather_figures(kernel: Kernel, sgroups: SGroups, comm: Comm) -> dict:
     return report
 
 
-def _metadata(
-    scenario: Scenario,
-    settings: _Settings,
-    comm: Comm,
-    report: dict,
-    stats: RunStats,
-    started: datetime,
-    ended: datetime,
+def _start_metadata(
+    scenario: Scenario, settings: _Settings, comm: Comm, started: datetime
 ) -> dict[str, Any]:
-    """The attributes of results.h5 (root only)."""
-    for failure in stats.failures:
-        _log.error("%s\n%s", failure.describe(), failure.traceback)
+    """The attributes of results.h5 known before the run (the root stages them too,
+    so that ``recover`` has them)."""
+    if comm.rank != ROOT:
+        return {}
     return {
         "scenario": scenario.text,
         "scenario_path": str(scenario.path),
@@ -284,32 +341,40 @@ def _metadata(
         "tick_duration": scenario.tick_duration,
         "stop_tick": -1 if scenario.stop_tick is None else scenario.stop_tick,
         "ranks": comm.size,
-        "groups": report["groups"],
+        "groups": settings.sgroups.count,
         "group_size": settings.sgroups.group_size,
         "routing": scenario.routing,
         "placement": scenario.placement,
-        "status": stats.status,
         "started_utc": started.isoformat(),
+        "initial_actors": _initial_actors(scenario),
+        "probe_include": list(scenario.include),
+        "probe_exclude": list(scenario.exclude),
+        "plots": scenario.plots,
+        "git_commit": results.git_commit(),
+        "mpi_library": comm.library,
+        **results.versions(),
+    }
+
+
+def _end_metadata(report: dict, stats: RunStats, ended: datetime, problem: str) -> dict[str, Any]:
+    """The attributes of results.h5 that the run itself decides (root only)."""
+    for failure in stats.failures:
+        _log.error("%s\n%s", failure.describe(), failure.traceback)
+    return {
+        "status": stats.status,
         "ended_utc": ended.isoformat(),
         "wall_s": stats.wall_s,
         "ticks": stats.ticks,
         "last_tick": stats.last_tick,
         "diascas": stats.diascas,
         "messages": stats.messages,
-        "initial_actors": _initial_actors(scenario),
         "created": stats.created,
         "deleted": stats.deleted,
         "actors_per_rank": report["actors_per_rank"],
         "actors_per_group": report["actors_per_group"],
         "cross_rank_fraction": report["cross_rank_fraction"],
         "cross_group_fraction": report["cross_group_fraction"],
-        "probe_include": list(scenario.include),
-        "probe_exclude": list(scenario.exclude),
-        "plots": scenario.plots,
-        "failure": _failure_text(stats.failures),
-        "git_commit": results.git_commit(),
-        "mpi_library": comm.library,
-        **results.versions(),
+        "failure": problem or _failure_text(stats.failures),
     }
 
 
@@ -341,7 +406,10 @@ def _finish(
             done.digest,
         )
         if stats.failures:
-            (run_dir / "failure.txt").write_text(_failure_text(stats.failures))
+            try:
+                write_text(run_dir / "failure.txt", _failure_text(stats.failures))
+            except StorageError as exc:
+                _log.error("%s", exc)
     return RunOutcome(
         run_dir=run_dir,
         digest=done.digest,
@@ -368,7 +436,7 @@ def _failure_text(failures: list[Failure]) -> str:
     return "\n\n".join(f"{f.describe()}\n{f.traceback}" for f in failures)
 
 
-def _draw_plots(run_dir: Path, comm: Comm) -> list[Path]:
+def _draw_plots(run_dir: Path, comm: Comm, handle_signals: bool = False) -> list[Path]:
     """Every rank draws its share of the figures; a plot that fails is only logged."""
     t0 = time.perf_counter()
     try:
