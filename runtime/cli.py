@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -209,8 +210,16 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 file=sys.stderr,
             )
         return EXIT_BAD_INPUT
+    # Until the run takes signals over, SIGTERM too stops the set-up (KeyboardInterrupt).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return _run_here(args, w)
+    except KeyboardInterrupt:  # before the run was set up: nothing was written
+        if w.rank == 0:
+            print("error: interrupted before the run started; nothing was written", file=sys.stderr)
+        if w.size > 1:
+            w.abort(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except Exception:  # an engine bug on one rank must not leave the others waiting
         if w.size == 1:
             raise
@@ -245,6 +254,8 @@ def _run_here(args: argparse.Namespace, w: Comm) -> int:
         if progress is not None:
             progress.close()
     code = {"failed": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED}.get(outcome.status, 0)
+    if code == 0 and outcome.interrupted:  # the run completed, then a signal cut its plots
+        code = EXIT_INTERRUPTED
     if not root:
         return code
     if outcome.mode == "ergodic" and scenario.seed is None:
@@ -356,7 +367,7 @@ def _info(args: argparse.Namespace) -> int:
 def _recover(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from .recovery import RecoverError, recover
+    from .recovery import RecoverError, recover, recovered
 
     folder = Path(args.run_dir)
     if not folder.is_dir():
@@ -367,20 +378,9 @@ def _recover(args: argparse.Namespace) -> int:
     except (RecoverError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(recovery_line(folder, done))
+    print(recovered(folder, done))
     print(f"results digest: {done.digest}")
     return 0
-
-
-def recovery_line(folder, done) -> str:
-    """What ``pydiasca recover`` (and the launcher, after a crash) says it rebuilt."""
-    from .staging import ALL
-
-    upto = "every tick" if done.complete_before == ALL else f"ticks before {done.complete_before}"
-    return (
-        f"recovered {folder / 'results.h5'} (status failed): {done.rows:,} rows of "
-        f"{done.probes} probe(s), {upto}; draw them with 'pydiasca plot {folder}'"
-    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -31,7 +31,7 @@ class RecoverError(Exception):
     """A run folder that ``recover`` cannot rebuild; str() is the one line for the user."""
 
 
-def recover(run_dir: Path, *, window_bytes: int | None = None) -> Finalized:
+def recover(run_dir: Path, *, status: str = "failed", window_bytes: int | None = None) -> Finalized:
     """Build ``results.h5`` from the staging files that an unfinished run left behind.
 
     ``finalize``, in this process alone: every rank's rows of the ticks that all
@@ -66,7 +66,7 @@ def recover(run_dir: Path, *, window_bytes: int | None = None) -> Finalized:
                 declarations.setdefault(name, ProbeDeclaration(unit, tuple(labels)))
         metadata = dict(sources[0].header.get("metadata", {}))
         upto = "every tick" if complete == ALL else f"the ticks before {complete}"
-        metadata["status"] = "failed"
+        metadata["status"] = status
         metadata["failure"] = (
             f"the run ended without writing its results; 'pydiasca recover' rebuilt them "
             f"from the staging files: every rank's rows of {upto}"
@@ -84,4 +84,13 @@ def recover(run_dir: Path, *, window_bytes: int | None = None) -> Finalized:
             staged.close()
 
 
-__all__ = ["RecoverError", "recover"]
+def recovered(folder: Path, done: Finalized, status: str = "failed") -> str:
+    """What ``pydiasca recover`` (and the launcher, after a crash) says it rebuilt."""
+    upto = "every tick" if done.complete_before == ALL else f"ticks before {done.complete_before}"
+    return (
+        f"recovered {folder / RESULTS_FILE} (status {status}): {done.rows:,} rows of "
+        f"{done.probes} probe(s), {upto}; draw them with 'pydiasca plot {folder}'"
+    )
+
+
+__all__ = ["RecoverError", "recover", "recovered"]

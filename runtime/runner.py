@@ -27,7 +27,7 @@ from engine import Failure, Kernel, LocalTransport, ProbeStore, RunStats, Transp
 from . import results
 from .comm import Comm
 from .finalize import finalize
-from .launch import world
+from .launch import note_run_dir, world
 from .placement import make_placement
 from .scenario import Scenario
 from .sgroups import ROOT, SGroups
@@ -70,6 +70,7 @@ class RunOutcome:
     plots: list[Path] = field(default_factory=list)  # PNGs drawn (rank 0: by every rank)
     plots_missing: str = ""  # why some plots were not drawn (rank 0), "" when all were
     problem: str = ""  # a file the run could not write (e.g. a full disk): it then failed
+    interrupted: bool = False  # a signal came (the run may still have completed before it)
 
     @property
     def status(self) -> str:
@@ -118,12 +119,31 @@ def run_scenario(
     comm = world()
     settings = _settings(scenario, comm)
     kernel = _kernel(scenario, settings, comm, run_order_seed)
+    # From here on a signal never interrupts Python code: it stops the run at the end
+    # of the tick, waits while results are written, and cuts the plotting short.
+    signals = _Signals(kernel, comm.rank == ROOT) if handle_signals else None
+    try:
+        return _run_with_folder(scenario, settings, kernel, comm, out, on_tick, signals)
+    finally:
+        if signals is not None:
+            signals.restore()
+
+
+def _run_with_folder(
+    scenario: Scenario,
+    settings: _Settings,
+    kernel: Kernel,
+    comm: Comm,
+    out: str | Path | None,
+    on_tick: Callable[[Kernel], None] | None,
+    signals: _Signals | None,
+) -> RunOutcome:
     run_dir = _run_folder(scenario, out, comm)
     started = datetime.now(UTC)
     start = _start_metadata(scenario, settings, comm, started)
     log_handler = _start_log(scenario, settings, run_dir) if comm.rank == ROOT else None
     try:
-        stats, problem = _run(kernel, run_dir, comm, start, on_tick, handle_signals)
+        stats, problem = _run(kernel, run_dir, comm, start, on_tick)
         ended = datetime.now(UTC)
         report = _gather_figures(kernel, settings.sgroups, comm)
         metadata = None
@@ -132,7 +152,9 @@ def run_scenario(
         outcome = _finish(scenario, settings, kernel, report, metadata, run_dir, comm)
         outcome.problem = problem
         if scenario.plots:
-            outcome.plots = _draw_plots(run_dir, comm, handle_signals)
+            stop = signals.received if signals is not None else None
+            outcome.plots, outcome.plots_missing = _draw_plots(run_dir, comm, stop)
+        outcome.interrupted = signals is not None and signals.received()
         if log_handler is not None:
             from .report import summary
 
@@ -222,6 +244,8 @@ def _run_folder(scenario: Scenario, out: str | Path | None, comm: Comm) -> Path:
     if problem is not None:
         raise RunFolderError(problem)
     assert run_dir is not None
+    if comm.rank == ROOT:
+        note_run_dir(run_dir)
     return run_dir
 
 
@@ -253,7 +277,6 @@ def _run(
     comm: Comm,
     start: dict[str, Any],
     on_tick: Callable[[Kernel], None] | None,
-    handle_signals: bool,
 ) -> tuple[RunStats, str]:
     """Run the kernel, its probes spilling into this rank's staging file.
 
@@ -284,14 +307,10 @@ def _run(
     kernel.on_tick = tick_started
     if sink.error:
         kernel.interrupt()
-    previous = _catch_signals(kernel) if handle_signals else None
     try:
         stats = kernel.run()
         sink.close(kernel.probes.declarations)  # the final mark: every row is staged
     finally:
-        if previous is not None:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
         sink.abandon()
     problem = next((p for p in comm.allgather(sink.error) if p), "")
     if problem:
@@ -436,22 +455,40 @@ def _failure_text(failures: list[Failure]) -> str:
     return "\n\n".join(f"{f.describe()}\n{f.traceback}" for f in failures)
 
 
-def _draw_plots(run_dir: Path, comm: Comm, handle_signals: bool = False) -> list[Path]:
-    """Every rank draws its share of the figures; a plot that fails is only logged."""
-    t0 = time.perf_counter()
-    try:
-        from .plots import draw_run
+def _draw_plots(
+    run_dir: Path, comm: Comm, stop: Callable[[], bool] | None
+) -> tuple[list[Path], str]:
+    """Every rank draws its share of the figures; one that fails is only logged.
 
-        drawn = draw_run(run_dir, rank=comm.rank, size=comm.size)
+    Returns the PNGs drawn (rank 0: by every rank) and, on rank 0, why some are
+    missing ("" when none is): an interruption, or figures that failed.
+    """
+    t0 = time.perf_counter()
+    from .plots import draw_run
+
+    failed: list[str] = []
+    try:
+        drawn = draw_run(run_dir, rank=comm.rank, size=comm.size, stop=stop, failed=failed)
     except Exception as exc:  # plots must never lose a run
         _log.warning("plots failed on rank %d: %s: %s", comm.rank, type(exc).__name__, exc)
-        drawn = []
-    everyone = comm.gather(drawn)
-    if comm.rank == ROOT:
-        assert everyone is not None
-        drawn = sorted(p for part in everyone for p in part)
-        _log.info("%d plot(s) drawn in %.2f s", len(drawn), time.perf_counter() - t0)
-    return drawn
+        drawn, failed = [], [f"rank {comm.rank}'s figures"]
+    cut = stop is not None and stop()
+    everyone = comm.gather((drawn, failed, cut))
+    if comm.rank != ROOT:
+        return drawn, ""
+    assert everyone is not None
+    drawn = sorted(p for part, _, _ in everyone for p in part)
+    failed = [name for _, part, _ in everyone for name in part]
+    _log.info("%d plot(s) drawn in %.2f s", len(drawn), time.perf_counter() - t0)
+    again = f"draw them with 'pydiasca plot {run_dir}'"
+    missing = ""
+    if any(c for _, _, c in everyone):
+        missing = f"plotting was interrupted after {len(drawn)} figure(s); {again}"
+    elif failed:
+        missing = f"{len(failed)} figure(s) could not be drawn ({failed[0]}, see run.log); {again}"
+    if missing:
+        _log.warning("%s", missing)
+    return drawn, missing
 
 
 def _rank_figures(kernel: Kernel) -> dict[str, Any]:
@@ -496,17 +533,32 @@ def _placement_report(per_rank: list[dict], sgroups: SGroups) -> dict[str, Any]:
     }
 
 
-def _catch_signals(kernel: Kernel) -> dict:
-    """SIGINT/SIGTERM end the run cleanly at the end of the current tick."""
+class _Signals:
+    """SIGINT and SIGTERM while a run is set up, runs, writes and draws its results.
 
-    def stop(signum: int, frame: object) -> None:
-        _log.warning("signal %d: stopping at the end of tick %d", signum, kernel.tick)
-        kernel.interrupt()
+    Every signal asks the kernel to stop at the end of the current tick (or of
+    tick 0, before the run starts); results are then written in full, with
+    status ``interrupted``, and plotting stops at the next figure. Nothing ever
+    raises ``KeyboardInterrupt`` in the middle of writing a file, however many
+    signals come.
+    """
 
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, stop)
-    return previous
+    def __init__(self, kernel: Kernel, root: bool) -> None:
+        self._kernel, self._root, self._count = kernel, root, 0
+        self._previous = {s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self._count += 1
+        if self._count == 1 and self._root:
+            _log.warning("signal %d: stopping at the end of tick %d", signum, self._kernel.tick)
+        self._kernel.interrupt()
+
+    def received(self) -> bool:
+        return self._count > 0
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 __all__ = ["RunFolderError", "RunOutcome", "RunSetupError", "make_transport", "run_scenario"]
