@@ -23,3 +23,14 @@ class Ticker(Actor):
         if self.pause_s:
             time.sleep(self.pause_s)
         self.add_spontaneous_tick(self.tick + 1)
+
+
+class Quiet(Actor):
+    """Acts for a few ticks and records nothing: a run without probes."""
+
+    def on_first_diasca(self) -> None:
+        self.add_spontaneous_tick(1)
+
+    def act_spontaneous(self) -> None:
+        if self.tick < 5:
+            self.add_spontaneous_tick(self.tick + 1)
