@@ -42,7 +42,7 @@ from .storage import storage_message
 
 ALL = (1 << 63) - 1  # the mark of a finished file: every tick is complete
 _MAGIC = b"PDS1"
-_HEAD = struct.Struct("<4sBxHIqqqI")  # magic, kind, name length, width, rows, first, last, crc
+_HEAD = struct.Struct("<4sB3xIIqqqI")  # magic, kind, name length, width, rows, first, last, crc
 HEADER, ROWS, DECLARED, MARK = 1, 2, 3, 4
 _PIECE = 1 << 20  # bytes read at once when checking a frame
 RESERVE_MAX = 64 << 20  # space held back per rank, for the results if the disk fills up
@@ -73,7 +73,7 @@ class StagingSink:
         except OSError as exc:
             self.error = storage_message(exc, path)
             return
-        text = json.dumps(header).encode()
+        text = json.dumps(header, default=str).encode()
         self._append(_frame(HEADER, b"", 0, len(text), 0, 0, [text]))
         self._marked = self._size
         _hold_reserve(self._reserve, int(header.get("ranks", 1)))
