@@ -8,6 +8,7 @@ for a user's mistake.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import signal
 import sys
@@ -317,10 +318,20 @@ def _plot(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_FAILED
+    failed: list[str] = []
+    logging.getLogger("pydiasca").addHandler(logging.NullHandler())  # failures: said below
     try:
-        drawn = draw_run(results.parent, probe_pattern=args.probe, performance=args.probe is None)
+        drawn = draw_run(
+            results.parent, probe_pattern=args.probe, performance=args.probe is None, failed=failed
+        )
     except (OSError, KeyError, ValueError, StorageError) as exc:
         print(f"error: {results.parent}: cannot draw its figures ({exc})", file=sys.stderr)
+        return EXIT_FAILED
+    for path in drawn:
+        print(path)
+    if failed:
+        more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+        print(f"error: figure {failed[0]}{more} could not be drawn", file=sys.stderr)
         return EXIT_FAILED
     if not drawn:
         names = probe_names(results)
@@ -337,8 +348,6 @@ def _plot(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
         return EXIT_FAILED
-    for path in drawn:
-        print(path)
     return 0
 
 

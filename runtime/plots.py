@@ -110,7 +110,7 @@ def draw_run(
             except Exception as exc:  # one figure never costs the others
                 _log.warning("figure %s not drawn: %s: %s", what, type(exc).__name__, exc)
                 if failed is not None:
-                    failed.append(what)
+                    failed.append(f"{what} ({exc})")
     return written
 
 

@@ -485,7 +485,7 @@ def _draw_plots(
     if any(c for _, _, c in everyone):
         missing = f"plotting was interrupted after {len(drawn)} figure(s); {again}"
     elif failed:
-        missing = f"{len(failed)} figure(s) could not be drawn ({failed[0]}, see run.log); {again}"
+        missing = f"{len(failed)} figure(s) could not be drawn, e.g. {failed[0]}; {again}"
     if missing:
         _log.warning("%s", missing)
     return drawn, missing

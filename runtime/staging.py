@@ -45,7 +45,7 @@ _MAGIC = b"PDS1"
 _HEAD = struct.Struct("<4sB3xIIqqqI")  # magic, kind, name length, width, rows, first, last, crc
 HEADER, ROWS, DECLARED, MARK = 1, 2, 3, 4
 _PIECE = 1 << 20  # bytes read at once when checking a frame
-RESERVE_MAX = 64 << 20  # space held back per rank, for the results if the disk fills up
+RESERVE_MAX = 16 << 20  # space held back per rank, for the results if the disk fills up
 RESERVE_SHARE = 8  # ... at most 1/8 of the free space, shared by the ranks
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -283,14 +284,7 @@ def test_results_that_do_not_fit_stay_recoverable(small_disk):
     sink.write("noise", ticks, aais, values)
     sink.close()
     filler = small_disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
-    try:
-        while os.write(fd, bytes(4096)):
-            pass
-    except OSError:
-        pass  # the disk is full
-    finally:
-        os.close(fd)
+    _fill(filler)
     code = (
         "import sys; from pathlib import Path; from runtime.finalize import finalize\n"
         "from runtime.storage import StorageError\n"
@@ -310,6 +304,31 @@ def test_results_that_do_not_fit_stay_recoverable(small_disk):
     want = canonical_series([(ticks, aais, values)])
     for got, expected in zip(_rows_of(run_dir, "noise"), want, strict=True):
         assert np.array_equal(got, expected)
+
+
+def test_plots_on_a_full_disk_are_one_line_and_no_half_figure(small_disk, tmp_path):
+    assert (
+        _cli("run", _ticker(tmp_path, stop=10, pause=0), "--out", tmp_path / "run").returncode == 0
+    )
+    shutil.copytree(tmp_path / "run", small_disk / "run")
+    _fill(small_disk / "filler")
+    plot = _cli("plot", small_disk / "run")
+    assert plot.returncode == 1
+    assert plot.stderr.count("\n") == 1
+    assert plot.stderr.startswith("error: figure value (no space left on device while writing")
+    assert not list((small_disk / "run").glob("*.png*"))
+
+
+def _fill(path: Path) -> None:
+    """Write zeros into ``path`` until the disk is full."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, bytes(4096)):
+            pass
+    except OSError:
+        pass  # the disk is full
+    finally:
+        os.close(fd)
 
 
 def _rows_of(run_dir: Path, name: str):
