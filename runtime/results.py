@@ -175,48 +175,38 @@ def missing_data_files(results: Path) -> list[str]:
 
 def damaged_data(results: Path) -> list[str]:
     """What is wrong with the data files that results.h5 reads through: each one must
-    open, and hold every row its virtual datasets map (the first and last are read)."""
-    problems: dict[str, str] = {}
-    opened: dict[str, h5py.File | None] = {}
-    folder = results.parent
-
-    def data_file(name: str) -> h5py.File | None:
-        if name not in opened:
-            opened[name] = None
-            if not (folder / name).is_file():
-                problems[name] = f"{name} is missing"
-            else:
-                try:
-                    opened[name] = h5py.File(folder / name, "r")
-                except OSError as exc:
-                    problems[name] = f"{name} cannot be opened ({_first_line(exc)})"
-        return opened[name]
+    open, and each column must hold every row the virtual datasets map to it (its
+    first and last such rows are read)."""
+    needed: dict[tuple[str, str], tuple[int, int]] = {}  # (file, dataset) -> first, last row
 
     def visit(_: str, ds: object) -> None:
-        if not isinstance(ds, h5py.Dataset) or not ds.is_virtual:
-            return
-        for source in ds.virtual_sources():
-            f = data_file(source.file_name)
-            if f is None or source.file_name in problems:
-                continue
-            lo, hi = source.src_space.get_select_bounds()
-            try:
-                column = f[source.dset_name]
-                if column.shape[0] <= hi[0]:
-                    rows = f"{column.shape[0]} rows, not {hi[0] + 1}"
-                    raise OSError(f"{source.dset_name} holds {rows}")
-                column[lo[0]], column[hi[0]]  # noqa: B018 (reading is the check)
-            except (OSError, KeyError, ValueError) as exc:
-                problems[source.file_name] = f"{source.file_name} is damaged ({_first_line(exc)})"
+        if isinstance(ds, h5py.Dataset) and ds.is_virtual:
+            for source in ds.virtual_sources():
+                lo, hi = source.src_space.get_select_bounds()
+                key = (source.file_name, source.dset_name)
+                first, last = needed.get(key, (lo[0], hi[0]))
+                needed[key] = (min(first, lo[0]), max(last, hi[0]))
 
-    try:
-        with h5py.File(results, "r") as f:
-            f.visititems(visit)
-    finally:
-        for handle in opened.values():
-            if handle is not None:
-                handle.close()
-    return list(problems.values())
+    with h5py.File(results, "r") as f:
+        f.visititems(visit)
+    problems: list[str] = []
+    for name in sorted({file for file, _ in needed}):
+        if not (results.parent / name).is_file():
+            problems.append(f"{name} is missing")
+            continue
+        try:
+            with h5py.File(results.parent / name, "r") as data:
+                for (file, dataset), (first, last) in needed.items():
+                    if file != name:
+                        continue
+                    column = data[dataset]
+                    if column.shape[0] <= last:
+                        rows = f"{column.shape[0]} rows, not {last + 1}"
+                        raise OSError(f"{dataset} holds {rows}")
+                    column[first], column[last]  # noqa: B018 (reading is the check)
+        except (OSError, KeyError, ValueError) as exc:
+            problems.append(f"{name} is damaged ({_first_line(exc)})")
+    return problems
 
 
 def _first_line(exc: BaseException) -> str:
