@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from engine import MODES, Kernel
 
@@ -272,12 +273,12 @@ def _run_here(args: argparse.Namespace, w: Comm) -> int:
     return code
 
 
-def _open_run(run_dir: str):
+def _open_run(run_dir: str) -> tuple[Path | None, int]:
     """(results.h5, None), or (None, exit code) after one line on stderr."""
     from .results import RunFolderUnreadable, RunNeedsRecovery, open_run
 
     try:
-        return open_run(run_dir), None
+        return open_run(run_dir), 0
     except RunNeedsRecovery as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None, EXIT_FAILED
@@ -374,8 +375,6 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from .recovery import RecoverError, recover, recovered
 
     folder = Path(args.run_dir)
