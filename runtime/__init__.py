@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .digest import digest_file, digest_of
+    from .recovery import recover
     from .results import read_probes
     from .runner import RunOutcome, run_scenario
     from .scenario import Override, Scenario, ScenarioError, load_scenario
@@ -24,6 +25,7 @@ _HOMES = {
     "digest_of": "digest",
     "load_scenario": "scenario",
     "read_probes": "results",
+    "recover": "recovery",
     "run_scenario": "runner",
 }
 
@@ -44,5 +46,6 @@ __all__ = [
     "digest_of",
     "load_scenario",
     "read_probes",
+    "recover",
     "run_scenario",
 ]

@@ -8,10 +8,13 @@ for a user's mistake.
 from __future__ import annotations
 
 import argparse
+import logging
 import re
+import signal
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import NoReturn
 
 from engine import MODES, Kernel
@@ -25,6 +28,7 @@ from .report import format_seconds, summary
 from .scenario import Override, ScenarioError, load_scenario
 from .scenario.values import MAX_RANKS
 from .sgroups import ROUTINGS
+from .storage import StorageError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -79,6 +83,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     info = sub.add_parser("info", help="print a run's metadata, probes and status")
     info.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (holding results.h5)")
+    recover = sub.add_parser(
+        "recover", help="build results.h5 from the staging files of a run that did not finish"
+    )
+    recover.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
     return parser
 
 
@@ -214,12 +222,20 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
                 file=sys.stderr,
             )
         return EXIT_BAD_INPUT
+    # Until the run takes signals over, SIGTERM too stops the set-up (KeyboardInterrupt).
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return _run_here(args, w)
     except Silence as exc:  # a rank went silent: say which, then end every rank
         print(f"error: {exc}", file=sys.stderr, flush=True)
         w.abort(EXIT_FAILED)
         return EXIT_FAILED
+    except KeyboardInterrupt:  # before the run was set up: nothing was written
+        if w.rank == 0:
+            print("error: interrupted before the run started; nothing was written", file=sys.stderr)
+        if w.size > 1:
+            w.abort(EXIT_INTERRUPTED)
+        return EXIT_INTERRUPTED
     except Exception:  # an engine bug on one rank must not leave the others waiting
         if w.size == 1:
             raise
@@ -246,40 +262,65 @@ def _run_here(args: argparse.Namespace, w: Comm) -> int:
         if root:
             print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except StorageError as exc:  # results.h5 could not be written: the staging files stay
+        if root:
+            print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     finally:
         if progress is not None:
             progress.close()
     code = {"failed": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED}.get(outcome.status, 0)
+    if code == 0 and outcome.interrupted:  # the run completed, then a signal cut its plots
+        code = EXIT_INTERRUPTED
     if not root:
         return code
     if outcome.mode == "ergodic" and scenario.seed is None:
         print(f"ergodic seed: {outcome.seed} (replay with --seed {outcome.seed})")
     # A failure is one block on stderr, in order: the error line and traceback, the
     # report's path, the summary (two streams would interleave under mpiexec).
-    out = sys.stderr if outcome.failures else sys.stdout
+    out = sys.stderr if outcome.failures or outcome.problem else sys.stdout
     for failure in outcome.failures:
         print(f"error: {failure.describe()}", file=out)
         print(failure.traceback.rstrip(), file=out)
     if outcome.failures:
         print(f"the run's report is in {outcome.run_dir / 'failure.txt'}", file=out)
+    for problem in (outcome.problem, outcome.plots_missing):
+        if problem:
+            print(f"error: {problem}", file=sys.stderr, flush=True)
     print(summary(outcome, scenario.tick_duration), file=out, flush=True)
     return code
 
 
-def _plot(args: argparse.Namespace) -> int:
-    from .plots import draw_run
-    from .results import RunFolderUnreadable, missing_data_files, open_run
+def _open_run(run_dir: str) -> tuple[Path | None, int]:
+    """(results.h5, None), or (None, exit code) after one line on stderr."""
+    from .results import RunFolderUnreadable, RunNeedsRecovery, open_run
 
     try:
-        results = open_run(args.run_dir)
-        if args.probe is not None:
-            re.compile(args.probe)
+        return open_run(run_dir), 0
+    except RunNeedsRecovery as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None, EXIT_FAILED
     except RunFolderUnreadable as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    except re.error as exc:
-        print(f"error: --probe {args.probe!r} is not a regular expression ({exc})", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return None, EXIT_BAD_INPUT
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from .plots import draw_run
+    from .results import damaged_data, missing_data_files, probe_names
+
+    if args.probe is not None:
+        try:
+            re.compile(args.probe)
+        except re.error as exc:
+            print(
+                f"error: --probe {args.probe!r} is not a regular expression ({exc})",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+    results, code = _open_run(args.run_dir)
+    if results is None:
+        return code
     missing = missing_data_files(results)
     if missing:
         print(
@@ -288,24 +329,83 @@ def _plot(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
-    drawn = draw_run(results.parent, probe_pattern=args.probe, performance=args.probe is None)
-    if not drawn:
-        print(f"error: no probe matches --probe {args.probe!r}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+    damaged = damaged_data(results)
+    if damaged:
+        print(
+            f"error: {results.parent}: {damaged[0]}; its rows cannot be drawn "
+            f"('pydiasca info {results.parent}' lists what is damaged)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    failed: list[str] = []
+    logging.getLogger("pydiasca").addHandler(logging.NullHandler())  # failures: said below
+    try:
+        drawn = draw_run(
+            results.parent, probe_pattern=args.probe, performance=args.probe is None, failed=failed
+        )
+    except (OSError, KeyError, ValueError, StorageError) as exc:
+        print(f"error: {results.parent}: cannot draw its figures ({exc})", file=sys.stderr)
+        return EXIT_FAILED
     for path in drawn:
         print(path)
+    if failed:
+        more = f" and {len(failed) - 1} more" if len(failed) > 1 else ""
+        print(f"error: figure {failed[0]}{more} could not be drawn", file=sys.stderr)
+        return EXIT_FAILED
+    if not drawn:
+        names = probe_names(results)
+        if not names:
+            what = "the run recorded no probes" + (
+                "" if args.probe else " and no performance figures"
+            )
+            print(f"error: {results.parent}: nothing to draw: {what}", file=sys.stderr)
+        else:
+            more = ", ..." if len(names) > 8 else ""
+            print(
+                f"error: no probe matches --probe {args.probe!r}; the run's probes are "
+                f"{', '.join(names[:8])}{more}",
+                file=sys.stderr,
+            )
+        return EXIT_FAILED
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
-    from .results import RunFolderUnreadable, describe_run, open_run
+    from .results import damaged_data, describe_run
 
+    results, code = _open_run(args.run_dir)
+    if results is None:
+        return code
     try:
-        results = open_run(args.run_dir)
-    except RunFolderUnreadable as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        text, damaged = describe_run(results), damaged_data(results)
+    except (OSError, KeyError, ValueError) as exc:
+        print(f"error: {results}: damaged ({str(exc).splitlines()[0]})", file=sys.stderr)
+        return EXIT_FAILED
+    print(text)
+    if damaged:
+        more = f" (and {len(damaged) - 1} more)" if len(damaged) > 1 else ""
+        print(
+            f"error: {results.parent}: {damaged[0]}{more}; the rows it holds read as fill values",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
+    return 0
+
+
+def _recover(args: argparse.Namespace) -> int:
+    from .recovery import RecoverError, recover, recovered
+
+    folder = Path(args.run_dir)
+    if not folder.is_dir():
+        print(f"error: {folder}: no such folder", file=sys.stderr)
         return EXIT_BAD_INPUT
-    print(describe_run(results))
+    try:
+        done = recover(folder)
+    except (RecoverError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print(recovered(folder, done))
+    print(f"results digest: {done.digest}")
     return 0
 
 
@@ -318,6 +418,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _plot(args)
     if args.command == "info":
         return _info(args)
+    if args.command == "recover":
+        return _recover(args)
     return EXIT_BAD_INPUT  # unreachable: argparse requires a known command
 
 

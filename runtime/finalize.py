@@ -1,7 +1,7 @@
 """Finalisation: every rank's staged probes become ``data/`` files and ``results.h5``.
 
 While a run goes, each rank spills its probe buffers into a staging file of its
-own (``.staging-rank<r>.h5``), in the order it recorded them, which is tick
+own (``.staging-rank<r>.bin``), in the order it recorded them, which is tick
 order. ``finalize`` then runs on every rank at once:
 
 1. The ranks agree on the probes (names, widths, units, labels) and on a
@@ -42,6 +42,8 @@ from engine.trace import FIELDS as TRACE_FIELDS
 from .comm import Comm
 from .digest import combine_digests, stream_digest
 from .results import RESULTS_FILE, data_file_name, data_path, staging_path
+from .staging import ALL, Staged, StagedProbe
+from .storage import GuardedH5, StorageError, storage_message
 
 # Window size: rows of all probes, as bytes (16 per row plus 8 per value).
 WINDOW_BYTES = 32 << 20
@@ -79,6 +81,7 @@ class Finalized:
     communication: float  # share of rank time in exchange + consensus
     rows: int  # probe rows written, all ranks together
     probes: int  # probes written
+    complete_before: int = ALL  # rows are those of the ticks below this one (ALL: every row)
 
 
 def _window_bytes() -> int:
@@ -86,9 +89,9 @@ def _window_bytes() -> int:
     return int(text) if text.isdigit() and int(text) > 0 else WINDOW_BYTES
 
 
-def _agree_on_probes(c: Comm, staged: h5py.File, declarations: Mapping[str, Any]) -> list:
+def _agree_on_probes(c: Comm, sources: list[Staged], declarations: Mapping[str, Any]) -> list:
     """The probes of the run, from every rank's staging file and declarations."""
-    mine = {name: g["value"].shape[1] if g["value"].ndim == 2 else 0 for name, g in staged.items()}
+    mine = {name: g.width for staged in sources for name, g in staged.items() if g.n}
     declared = {name: (d.unit, list(d.labels)) for name, d in declarations.items()}
     everyone = c.allgather((mine, declared))
     widths: dict[str, set[int]] = {}
@@ -119,12 +122,12 @@ def _agree_on_probes(c: Comm, staged: h5py.File, declarations: Mapping[str, Any]
     return probes
 
 
-def _histogram(c: Comm, staged: h5py.File, probes: list[ProbeInfo]):
+def _histogram(c: Comm, sources: list[Staged], probes: list[ProbeInfo]):
     """Bins over ticks, with the bytes all ranks (sum) and any one rank (max) hold."""
     lo, hi = np.iinfo(np.int64).max, np.iinfo(np.int64).min
-    for p in probes:
-        if p.name in staged and staged[p.name]["tick"].shape[0]:
-            ticks = staged[p.name]["tick"]
+    columns = [(p, s[p.name]["tick"]) for s in sources for p in probes if p.name in s]
+    for _, ticks in columns:
+        if ticks.shape[0]:
             lo, hi = min(lo, int(ticks[0])), max(hi, int(ticks[-1]))
     lo = int(c.allreduce(np.array([lo], dtype=np.int64), "min")[0])
     hi = int(c.allreduce(np.array([hi], dtype=np.int64), "max")[0])
@@ -134,10 +137,7 @@ def _histogram(c: Comm, staged: h5py.File, probes: list[ProbeInfo]):
     bin_width = -(-span // _MAX_BINS)
     n_bins = -(-span // bin_width)
     local = np.zeros(n_bins, dtype=np.int64)
-    for p in probes:
-        if p.name not in staged:
-            continue
-        ticks = staged[p.name]["tick"]
+    for p, ticks in columns:
         previous = lo
         for start in range(0, ticks.shape[0], _BLOCK):
             block = ticks[start : start + _BLOCK]
@@ -179,11 +179,24 @@ def _plan(total: np.ndarray, peak: np.ndarray, window: int, size: int):
 
 
 class _Reader:
-    """Reads one staged probe forward, a tick range at a time."""
+    """Reads one staged probe of several staging files forward, a tick range at a time."""
 
-    def __init__(self, group: h5py.Group | None, width: int) -> None:
+    def __init__(self, groups: list[StagedProbe], width: int) -> None:
+        self.parts = [_PartReader(g, width) for g in groups] or [_PartReader(None, width)]
+
+    def take_before(self, tick: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        taken = [part.take_before(tick) for part in self.parts]
+        if len(taken) == 1:
+            return taken[0]
+        return tuple(np.concatenate([t[i] for t in taken]) for i in range(3))  # type: ignore[return-value]
+
+
+class _PartReader:
+    """Reads one staged probe of one staging file forward."""
+
+    def __init__(self, group: StagedProbe | None, width: int) -> None:
         self.group, self.width, self.pos = group, width, 0
-        self.n = 0 if group is None else group["tick"].shape[0]
+        self.n = 0 if group is None else group.n
 
     def take_before(self, tick: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         end = self.pos
@@ -208,12 +221,36 @@ class _Writer:
     """Appends canonical rows to this rank's data file, one dataset per probe column."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.file = h5py.File(path, "w")
         self.rows: dict[str, int] = {}
+        self.error = ""  # the first write the disk refused: the writer then only counts
+        self._h5: GuardedH5 | None = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self._h5 = GuardedH5(path)
+        except OSError as exc:
+            self.error = storage_message(exc, path)
+        except StorageError as exc:
+            self.error = str(exc)
+
+    @property
+    def file(self) -> h5py.File | None:
+        """The data file, or None once a write failed (later writes are skipped)."""
+        return None if self._h5 is None or self._h5.failed else self._h5.file
+
+    def close(self) -> str:
+        """Close the data file; the error that lost it, or ""."""
+        try:
+            if self._h5 is not None:
+                self._h5.close()
+        except StorageError as exc:
+            self.error = self.error or str(exc)
+        return self.error
 
     def append(self, p: ProbeInfo, ticks, aais, values) -> None:
         n = ticks.shape[0]
+        self.rows[p.name] = self.rows.get(p.name, 0) + n
+        if self.file is None:
+            return
         g = self.file.get(f"probes/{p.name}")
         if g is None:
             g = self.file.create_group(f"probes/{p.name}")
@@ -234,7 +271,6 @@ class _Writer:
                 ds = g[key]
                 ds.resize(ds.shape[0] + n, axis=0)
                 ds[-n:] = arr
-        self.rows[p.name] = self.rows.get(p.name, 0) + n
 
 
 def _merge_window(pieces, p: ProbeInfo, c: Comm, warned: set[str]):
@@ -266,7 +302,7 @@ def _redistribute(c, staged, probes, writer, hist, window):
     lo, bin_width, total, peak = hist
     edges, rounds = _plan(total, peak, window, c.size)
     tick_edges = [lo + b * bin_width for b in edges]
-    readers = {p.name: _Reader(staged.get(p.name), p.width) for p in probes}
+    readers = {p.name: _Reader([s[p.name] for s in staged if p.name in s], p.width) for p in probes}
     counts: dict[int, dict[str, int]] = {}  # window -> probe -> rows, for windows I own
     warned: set[str] = set()
     for first, last in rounds:
@@ -301,9 +337,12 @@ def _write_performance(c: Comm, writer: _Writer, trace: Mapping[str, np.ndarray]
     """This rank's per-tick figures into its data file; the per-tick sums over ranks,
     and the maxima of wall and kernel time, to rank 0."""
     n = int(c.allreduce(np.array([len(trace["tick"])], dtype=np.int64), "min")[0])
-    g = writer.file.create_group("performance")
-    for key, column in trace.items():
-        g.create_dataset(key, data=column)
+    if writer.file is not None:
+        g = writer.file.create_group("performance")
+        for key, column in trace.items():
+            g.create_dataset(key, data=column)
+        writer.file.attrs["rank"] = c.rank
+        writer.file.attrs["ranks"] = c.size
     sums = {key: c.reduce(np.ascontiguousarray(trace[key][:n]), "sum") for key in trace}
     maxima = {key: c.reduce(np.ascontiguousarray(trace[key][:n]), "max") for key in _MAXIMA}
     lengths = c.gather(len(trace["tick"]))
@@ -409,74 +448,127 @@ def finalize(
     """Turn every rank's staging file into ``data/rank-<r>.h5`` and ``results.h5``.
 
     Collective: every rank calls it, after closing its staging sink; ``metadata``
-    matters on rank 0 only. Returns the same ``Finalized`` on every rank.
+    matters on rank 0 only. Returns the same ``Finalized`` on every rank, or
+    raises the same ``StorageError`` on every rank when a file cannot be written
+    (the staging files are then kept, for ``recover``).
     """
     c = comm if comm is not None else Comm()
+    path = staging_path(run_dir, c.rank)
+    sources = [Staged(path)] if path.exists() else []
+    try:
+        decl = declarations or {}
+        return finalize_staged(c, run_dir, sources, decl, trace, metadata, window_bytes)
+    finally:
+        for staged in sources:
+            staged.close()
+
+
+def finalize_staged(
+    c: Comm,
+    run_dir: Path,
+    sources: list[Staged],
+    declarations: Mapping[str, Any],
+    trace: Mapping[str, np.ndarray] | None,
+    metadata: Mapping[str, Any] | None,
+    window_bytes: int | None = None,
+) -> Finalized:
+    """``finalize`` over open staging files: this process's own (one per rank), or all
+    of them in one process (``runtime.recovery``)."""
     window = window_bytes or _window_bytes()
-    staging = staging_path(run_dir, c.rank)
     if trace is None:
         trace = {
             key: np.empty(0, np.int64 if code == "q" else np.float64)
             for key, (code, _) in TRACE_FIELDS.items()
         }
+    # Rows count up to the last tick that every rank staged completely.
+    mine = min((s.complete_before for s in sources), default=0)
+    complete = int(c.allreduce(np.array([mine], dtype=np.int64), "min")[0])
+    for staged in sources:
+        staged.limit(complete)
     writer = _Writer(data_path(run_dir, c.rank))
-    with h5py.File(staging, "r") if staging.exists() else _Empty() as staged:
-        probes = _agree_on_probes(c, staged, declarations or {})
-        hist = _histogram(c, staged, probes)
-        counts = _redistribute(c, staged, probes, writer, hist, window)
+    probes = _agree_on_probes(c, sources, declarations)
+    hist = _histogram(c, sources, probes)
+    counts = _redistribute(c, sources, probes, writer, hist, window)
     n, sums, maxima, lengths = _write_performance(c, writer, trace)
-    writer.file.attrs["rank"] = c.rank
-    writer.file.attrs["ranks"] = c.size
     rows_here = dict(writer.rows)
-    writer.file.close()
-    gathered = c.gather((counts, rows_here))  # every data file is closed past this point
+    problem = writer.close()
+    gathered = c.gather((counts, rows_here, problem))  # every data file is closed past this point
 
     perf = (1.0, 0.0)
     total_rows = 0
     if c.rank == 0:
         assert gathered is not None
+        problem = next((g[2] for g in gathered if g[2]), "")
         files = [data_file_name(r) for r in range(c.size)]
         owned: dict[int, tuple[int, dict[str, int]]] = {}
-        for rank, (rank_counts, _) in enumerate(gathered):
+        for rank, (rank_counts, _, _) in enumerate(gathered):
             for w, per_probe in rank_counts.items():
                 owned[w] = (rank, per_probe)
-        with h5py.File(run_dir / RESULTS_FILE, "w") as out:
-            for key, value in (metadata or {}).items():
-                out.attrs[key] = _attr_value(value)
-            out.attrs["data_files"] = np.array(files, dtype=h5py.string_dtype())
-            group = out.create_group("probes")
-            group.attrs["order"] = "by tick, then AAI, then each actor's own recording order"
-            for p in probes:
-                pieces = [
-                    (owned[w][0], owned[w][1][p.name])
-                    for w in sorted(owned)
-                    if owned[w][1].get(p.name)
-                ]
-                rows_of = {r: gathered[r][1].get(p.name, 0) for r in range(c.size)}
-                _vds_probe(group, p, pieces, files, rows_of)
-                total_rows += sum(cnt for _, cnt in pieces)
-            perf = _vds_performance(out, n, lengths, files, sums, maxima)
-    c.bcast(None)  # results.h5 is closed: every rank may read it
+        if not problem:
+            try:
+                with GuardedH5(run_dir / RESULTS_FILE) as out:
+                    meta = dict(metadata or {})
+                    if complete != ALL:
+                        meta["rows_before_tick"] = complete
+                    for key, value in meta.items():
+                        out.attrs[key] = _attr_value(value)
+                    out.attrs["data_files"] = np.array(files, dtype=h5py.string_dtype())
+                    group = out.create_group("probes")
+                    group.attrs["order"] = (
+                        "by tick, then AAI, then each actor's own recording order"
+                    )
+                    for p in probes:
+                        pieces = [
+                            (owned[w][0], owned[w][1][p.name])
+                            for w in sorted(owned)
+                            if owned[w][1].get(p.name)
+                        ]
+                        rows_of = {r: gathered[r][1].get(p.name, 0) for r in range(c.size)}
+                        _vds_probe(group, p, pieces, files, rows_of)
+                        total_rows += sum(cnt for _, cnt in pieces)
+                    perf = _vds_performance(out, n, lengths, files, sums, maxima)
+            except StorageError as exc:
+                problem = str(exc)
+    _give_up_if(c.bcast(problem), c, run_dir)  # results.h5 is closed: every rank may read it
 
     with h5py.File(run_dir / RESULTS_FILE, "r") as f:
-        mine = {
+        hashed = {
             p.name: stream_digest(p.name, f["probes"][p.name])
             for i, p in enumerate(probes)
             if i % c.size == c.rank and f["probes"][p.name]["tick"].shape[0]
         }
-    everyone = c.gather(mine)
+    everyone = c.gather(hashed)
     digest = ""
+    problem = ""
     if c.rank == 0:
         assert everyone is not None
         per_probe = {name: d for part in everyone for name, d in part.items()}
         digest = combine_digests(per_probe)
-        with h5py.File(run_dir / RESULTS_FILE, "r+") as out:
-            for name, d in per_probe.items():
-                out["probes"][name].attrs["digest"] = d.hex()
-            out.attrs["digest"] = digest
-    staging.unlink(missing_ok=True)
+        try:
+            with GuardedH5(run_dir / RESULTS_FILE, "r+") as out:
+                for name, d in per_probe.items():
+                    out["probes"][name].attrs["digest"] = d.hex()
+                out.attrs["digest"] = digest
+        except StorageError as exc:
+            problem = str(exc)
+    _give_up_if(c.bcast(problem), c, run_dir)
     digest, perf, total_rows = c.bcast((digest, perf, total_rows))
-    return Finalized(digest, float(perf[0]), float(perf[1]), total_rows, len(probes))
+    for staged in sources:  # every rank is past the digest: results.h5 is complete
+        staged.path.unlink(missing_ok=True)
+    return Finalized(digest, float(perf[0]), float(perf[1]), total_rows, len(probes), complete)
+
+
+def _give_up_if(problem: str, c: Comm, run_dir: Path) -> None:
+    """On every rank alike: remove what was written and raise, keeping the staging files."""
+    if not problem:
+        return
+    data_path(run_dir, c.rank).unlink(missing_ok=True)
+    if c.rank == 0:
+        (run_dir / RESULTS_FILE).unlink(missing_ok=True)
+    raise StorageError(
+        f"{problem}; the staged rows are kept: free some space, then run "
+        f"'pydiasca recover {run_dir}'"
+    )
 
 
 def _attr_value(value: Any) -> Any:
@@ -488,14 +580,4 @@ def _attr_value(value: Any) -> Any:
     return value
 
 
-class _Empty(dict):
-    """Stands for a staging file that was never created (nothing to stage)."""
-
-    def __enter__(self) -> _Empty:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
-__all__ = ["Finalized", "ProbeInfo", "finalize"]
+__all__ = ["Finalized", "ProbeInfo", "finalize", "finalize_staged"]

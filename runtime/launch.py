@@ -11,6 +11,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -21,6 +22,7 @@ from .comm import Comm
 _SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
 _SLURM_SIZE = "SLURM_NTASKS"
 _SLURM_STEP = "SLURM_STEP_ID"
+RUN_DIR_ENV = "PYDIASCA_RUN_DIR_FILE"  # where the root tells the launcher its run folder
 
 
 class LaunchError(Exception):
@@ -63,7 +65,15 @@ def find_mpiexec() -> str | None:
 
 
 def relaunch(ranks: int, cli_args: Sequence[str]) -> int:
-    """Run ``pydiasca <cli_args>`` again as ``ranks`` MPI ranks; returns its exit code."""
+    """Run ``pydiasca <cli_args>`` again as ``ranks`` MPI ranks; returns its exit code.
+
+    The job runs in its own session, so a terminal's Ctrl-C reaches only this
+    process, which passes the first SIGINT or SIGTERM on (the ranks stop at the
+    end of the tick and write their results), says what is happening at the
+    second, and kills the job at the third. A job that ends without writing
+    results.h5 (a rank killed, or that third signal) is recovered from its
+    staging files here (``runtime.recovery``).
+    """
     mpiexec = find_mpiexec()
     if mpiexec is None:
         raise LaunchError(
@@ -75,14 +85,81 @@ def relaunch(ranks: int, cli_args: Sequence[str]) -> int:
     env = dict(os.environ)
     root = str(Path(__file__).resolve().parent.parent)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-    proc = subprocess.Popen(command, env=env)
+    with tempfile.TemporaryDirectory() as tmp:
+        note = Path(tmp) / "run-dir"
+        env[RUN_DIR_ENV] = str(note)
+        proc = subprocess.Popen(command, env=env, start_new_session=True)
+        signals = 0
 
-    def forward(signum: int, frame: object) -> None:
-        proc.send_signal(signum)  # the ranks stop cleanly at the end of the tick
+        def forward(signum: int, frame: object) -> None:
+            nonlocal signals
+            if proc.poll() is not None:
+                return  # the job is over: its results are being checked
+            signals += 1
+            if signals == 1:
+                proc.send_signal(signum)  # mpiexec passes it to every rank
+            elif signals == 2:
+                print(
+                    "stopping: the ranks finish the current tick and write their results; "
+                    "interrupt again to kill them (the results are then recovered)",
+                    file=sys.stderr,
+                    flush=True,
+                )
+            else:
+                _kill_job(proc)
 
-    previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous = {s: signal.signal(s, forward) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:  # signals keep coming here until the very end: never a KeyboardInterrupt
+            code = proc.wait()
+            run_dir = note.read_text() if note.exists() else ""
+            return _recover_if_needed(code, run_dir, forced=signals > 2)
+        finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
+
+
+def note_run_dir(run_dir: Path) -> None:
+    """Tell the launcher (if any) where the run folder is, for recovery after a crash."""
+    note = os.environ.get(RUN_DIR_ENV)
+    if note:
+        try:
+            Path(note).write_text(str(run_dir.resolve()))
+        except OSError:
+            pass
+
+
+def _kill_job(proc: subprocess.Popen) -> None:
     try:
-        return proc.wait()
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        os.killpg(proc.pid, signal.SIGKILL)  # mpiexec, its proxies and the ranks
+    except OSError:
+        proc.kill()
+
+
+def _recover_if_needed(code: int, run_dir: str, forced: bool) -> int:
+    """After the job: a run folder left without results.h5 is recovered, status
+    ``failed`` (or ``interrupted`` when the user killed the job)."""
+    if not run_dir:
+        return code
+    from .recovery import RecoverError, recover, recovered
+    from .results import RunFolderUnreadable, RunNeedsRecovery, open_run
+    from .storage import StorageError
+
+    folder = Path(run_dir)
+    try:
+        open_run(folder)
+        return code
+    except RunNeedsRecovery:
+        pass
+    except RunFolderUnreadable:
+        return code
+    why = "was killed" if forced else f"ended abnormally (exit code {code})"
+    print(f"error: the MPI job {why} before writing results.h5", file=sys.stderr)
+    status = "interrupted" if forced else "failed"
+    try:
+        done = recover(folder, status=status)
+    except (RecoverError, StorageError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(recovered(folder, done, status))
+    print(f"results digest: {done.digest}")
+    return 130 if forced else 1

@@ -4,25 +4,21 @@ One PNG per probe (``probe-<name>.png``) and two for the performance tracker
 (``performance-imbalance.png``, ``performance-breakdown.png``). Every figure
 reads ``results.h5`` a block at a time, so drawing a huge probe needs bounded
 memory: time is cut into at most ``MAX_BINS`` bins when a probe has more
-distinct ticks than that.
-
-How a probe is drawn:
-
-- up to ``MAX_LINES`` actors: one line per actor, holding each recorded value
-  until the next (``steps-post``); AAI 0 is labelled "aggregate";
-- more actors: percentile bands over the values recorded in each tick (or time
-  bin): median, 10-90 % and min-max;
-- vectors: one panel per component, titled with its label; a vector recorded by
-  a single actor is drawn as one line per component (up to ``MAX_OVERLAID``
-  components), or as a heat map when it has more than ``MAX_PANELS``.
-
+distinct ticks than that. A probe of up to ``MAX_LINES`` actors is one line per
+actor (AAI 0 is "aggregate"), of more actors percentile bands (median, 10-90 %,
+min-max); a vector is one panel per component, or for a single actor one line
+per component (up to ``MAX_OVERLAID``) or a heat map (beyond ``MAX_PANELS``).
 The time axis is simulated time, in s, min, h or d (see ``report.time_unit``).
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +27,9 @@ import numpy as np
 
 from .report import time_unit
 from .results import RESULTS_FILE
+from .storage import StorageError, storage_message
+
+_log = logging.getLogger("pydiasca")
 
 MAX_LINES = 20  # more actors than this: percentile bands
 MAX_BINS = 400  # time bins of a band plot, or of a long line plot
@@ -44,8 +43,12 @@ _COLOURS = {"kernel": "#4C72B0", "exchange": "#DD8452", "consensus": "#C44E52", 
 
 
 def file_name(probe: str) -> str:
-    """``probe-<name>.png``, with characters unsafe in file names replaced by _."""
-    return "probe-" + re.sub(r"[^A-Za-z0-9._-]", "_", probe) + ".png"
+    """``probe-<name>.png``, with characters unsafe in file names replaced by _; a name
+    too long for a file name is cut, with a stable hash of the whole name."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", probe)
+    if len(safe) > 120:
+        safe = f"{safe[:100]}-{hashlib.sha256(probe.encode()).hexdigest()[:12]}"
+    return f"probe-{safe}.png"
 
 
 PERFORMANCE_FILES = ("performance-imbalance.png", "performance-breakdown.png")
@@ -74,28 +77,40 @@ def draw_run(
     size: int = 1,
     probe_pattern: str | None = None,
     performance: bool = True,
+    stop: Callable[[], bool] | None = None,
+    failed: list[str] | None = None,
 ) -> list[Path]:
     """Draw this rank's share of the figures (probe ``i`` on rank ``i % size``,
-    performance on rank 0); returns the PNGs written."""
+    performance on rank 0); returns the PNGs written. A figure that fails is
+    logged and named in ``failed``, and the others are drawn; ``stop()`` is asked
+    before each figure."""
     results = Path(run_dir) / RESULTS_FILE
     written: list[Path] = []
     with h5py.File(results, "r") as f:
         td = float(f.attrs.get("tick_duration", 1.0))
         last = int(f.attrs.get("last_tick", 0))
-        if "performance" in f and f["performance/tick"].shape[0]:
-            last = max(last, int(f["performance/tick"][-1]))
+        perf = f["performance"] if "performance" in f and f["performance/tick"].shape[0] else None
+        last = max(last, int(perf["tick"][-1])) if perf is not None else last
         unit, unit_s = time_unit(max(last, 1) * td)
         axis = _Axis(td, unit, unit_s)
         names = sorted(f.get("probes", {}))
         if probe_pattern is not None:
-            pattern = re.compile(probe_pattern)
-            names = [n for n in names if pattern.search(n)]
-        for name in names[rank::size]:
-            path = results.parent / file_name(name)
-            _draw_probe(f["probes"][name], name, axis, path)
-            written.append(path)
-        if performance and rank == 0 and "performance" in f and f["performance/tick"].shape[0]:
-            written += _draw_performance(f["performance"], axis, results.parent)
+            names = [n for n in names if re.search(probe_pattern, n)]
+        figures: list[tuple[str, Callable[[], Any]]] = [
+            (n, partial(_draw_probe, f["probes"][n], n, axis, results.parent / file_name(n)))
+            for n in names[rank::size]
+        ]
+        if performance and rank == 0 and perf is not None:
+            figures.append(("performance", partial(_draw_performance, perf, axis, results.parent)))
+        for what, paint in figures:
+            if stop is not None and stop():
+                break
+            try:
+                written += paint()
+            except Exception as exc:  # one figure never costs the others
+                _log.warning("figure %s not drawn: %s: %s", what, type(exc).__name__, exc)
+                if failed is not None:
+                    failed.append(f"{what} ({exc})")
     return written
 
 
@@ -128,7 +143,14 @@ def _figure(
 
 
 def _save(fig, path: Path) -> None:
-    fig.savefig(path, dpi=100)
+    """Write the PNG whole or not at all (a full disk leaves no half figure)."""
+    part = path.with_name(path.name + ".part")
+    try:
+        fig.savefig(part, dpi=100, format="png")
+        part.replace(path)
+    except OSError as exc:
+        part.unlink(missing_ok=True)
+        raise StorageError(storage_message(exc, path)) from None
 
 
 def _actors(group: h5py.Group) -> np.ndarray:
@@ -307,7 +329,7 @@ class _Probe:
         return f"{n:,} actor{'s' if n > 1 else ''}"
 
 
-def _draw_probe(group: h5py.Group, name: str, axis: _Axis, path: Path) -> None:
+def _draw_probe(group: h5py.Group, name: str, axis: _Axis, path: Path) -> list[Path]:
     """One figure per probe; its layout follows from the probe's shape and actors."""
     probe = _Probe.read(group, name)
     if probe.rows == 0:
@@ -320,6 +342,7 @@ def _draw_probe(group: h5py.Group, name: str, axis: _Axis, path: Path) -> None:
         _draw_components(probe, axis, path)
     else:
         _draw_actor_lines(probe, axis, path)
+    return [path]
 
 
 def _draw_empty(name: str, path: Path) -> None:
@@ -535,11 +558,7 @@ def _draw_performance(perf: h5py.Group, axis: _Axis, folder: Path) -> list[Path]
     paths.append(path)
 
     # Time breakdown: where the ranks' wall time went, over time and per rank.
-    parts = {
-        "kernel": agg["kernel_s"][()],
-        "exchange": agg["exchange_s"][()],
-        "consensus": agg["consensus_s"][()],
-    }
+    parts = {k: agg[f"{k}_s"][()] for k in ("kernel", "exchange", "consensus")}
     wall = agg["wall_s"][()]
     parts["other"] = np.clip(wall - sum(parts.values()), 0.0, None)
     fig = _figure(12, 4.8)
@@ -586,12 +605,7 @@ def _draw_performance(perf: h5py.Group, axis: _Axis, folder: Path) -> list[Path]
 
 def _rank_totals(perf: h5py.Group) -> dict[str, np.ndarray]:
     """Per rank, seconds over the run in kernel, exchange, consensus and other."""
-    keys = {
-        "kernel": "kernel_s",
-        "exchange": "exchange_s",
-        "consensus": "consensus_s",
-        "wall": "wall_s",
-    }
+    keys = {k: f"{k}_s" for k in ("kernel", "exchange", "consensus", "wall")}
     n = perf["tick"].shape[0]
     out = {k: np.zeros(perf["wall_s"].shape[0]) for k in keys}
     step = max(1, _BLOCK // max(1, perf["wall_s"].shape[0]))

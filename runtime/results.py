@@ -5,12 +5,13 @@ The layout is documented for users in docs/results.md. In short::
     results.h5               metadata attributes; /probes and /performance,
                              whose datasets are HDF5 virtual datasets over:
     data/rank-00000.h5 ...   the data, one file per rank, each written by its rank
-    .staging-rank<r>.h5      while the run goes: rank r's probe rows, in tick order
+    .staging-rank<r>.bin     while the run goes: rank r's probe rows (runtime.staging)
 
 ``runtime.finalize`` turns the staging files into the data files and
-``results.h5``; ``runtime.digest`` defines the results digest. This module
-holds what both the running and the reading side need: the names of the files,
-the staging sink, the probe filter, run metadata, and ``pydiasca info``.
+``results.h5`` (or, after a crash, ``recover`` does); ``runtime.digest``
+defines the results digest. This module holds what both the running and the
+reading side need: the names of the files, the probe filter, run metadata, and
+``pydiasca info``.
 
 Nothing is ever pickled into a file.
 """
@@ -31,7 +32,7 @@ import numpy as np
 
 RESULTS_FILE = "results.h5"
 DATA_FOLDER = "data"
-_STAGING = ".staging-rank{rank}.h5"
+_STAGING = ".staging-rank{rank}.bin"
 _DATA_FILE = "rank-{rank:05d}.h5"
 
 # --- probe selection -----------------------------------------------------------
@@ -58,36 +59,17 @@ def probe_filter(
     return wanted
 
 
-# --- staging during the run ------------------------------------------------------
-
-
-class StagingSink:
-    """Appends probe chunks to resizable datasets of a per-rank HDF5 file."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file = h5py.File(path, "w")
-
-    def write(self, name: str, ticks: np.ndarray, aais: np.ndarray, values: np.ndarray) -> None:
-        group = self._file.get(name)
-        if group is None:
-            group = self._file.create_group(name)
-            for key, arr in (("tick", ticks), ("aai", aais), ("value", values)):
-                group.create_dataset(key, data=arr, maxshape=(None, *arr.shape[1:]), chunks=True)
-            return
-        for key, arr in (("tick", ticks), ("aai", aais), ("value", values)):
-            ds = group[key]
-            n = ds.shape[0]
-            ds.resize(n + arr.shape[0], axis=0)
-            ds[n:] = arr
-
-    def close(self) -> None:
-        if self._file:
-            self._file.close()
+# --- file names ---------------------------------------------------------------------
 
 
 def staging_path(run_dir: Path, rank: int) -> Path:
     return run_dir / _STAGING.format(rank=rank)
+
+
+def staging_files(run_dir: Path) -> list[Path]:
+    """The staging files left in a run folder, by rank."""
+    found = run_dir.glob(_STAGING.format(rank="*"))
+    return sorted(found, key=lambda p: int(re.sub(r"\D", "", p.stem) or 0))
 
 
 def data_path(run_dir: Path, rank: int) -> Path:
@@ -139,22 +121,49 @@ class RunFolderUnreadable(Exception):
     """A path that is not a readable run folder; str() is the one-line message."""
 
 
+class RunNeedsRecovery(RunFolderUnreadable):
+    """A run folder whose results were never completed, but whose staging files remain."""
+
+
 def open_run(path: str | Path) -> Path:
-    """The results file of a run folder (or the file itself), checked readable."""
+    """The results file of a run folder (or the file itself), checked readable.
+
+    A folder that still holds staging files and no complete results.h5 (one
+    with a digest) is a run that ended before writing its results:
+    ``RunNeedsRecovery`` says to run ``pydiasca recover``.
+    """
     p = Path(path)
     results = p / RESULTS_FILE if p.is_dir() else p
     if not p.exists():
         raise RunFolderUnreadable(f"{p}: no such folder")
+    staged = staging_files(results.parent)
+    recover = (
+        f"{results.parent}: the run ended before writing its results ({RESULTS_FILE} "
+        f"{{what}}), but the staging files of its ranks are here; run "
+        f"'pydiasca recover {results.parent}' to build {RESULTS_FILE} from them"
+    )
     if not results.is_file():
+        if staged:
+            raise RunNeedsRecovery(recover.format(what="is missing"))
         raise RunFolderUnreadable(
             f"{p}: no {RESULTS_FILE} in it; give the folder of a finished pydiasca run"
         )
     try:
         with h5py.File(results, "r") as f:
-            f.attrs.get("status")
+            complete = "digest" in f.attrs
     except OSError as exc:
+        if staged:
+            raise RunNeedsRecovery(recover.format(what="is unreadable")) from None
         raise RunFolderUnreadable(f"{results}: not a readable HDF5 file ({exc})") from None
+    if staged and not complete:
+        raise RunNeedsRecovery(recover.format(what="is incomplete"))
     return results
+
+
+def probe_names(results: Path) -> list[str]:
+    """The probes of a results file, sorted."""
+    with h5py.File(results, "r") as f:
+        return sorted(f.get("probes", {}))
 
 
 def missing_data_files(results: Path) -> list[str]:
@@ -162,6 +171,47 @@ def missing_data_files(results: Path) -> list[str]:
     with h5py.File(results, "r") as f:
         files = [str(x) for x in f.attrs.get("data_files", [])]
     return [name for name in files if not (results.parent / name).is_file()]
+
+
+def damaged_data(results: Path) -> list[str]:
+    """What is wrong with the data files that results.h5 reads through: each one must
+    open, and each column must hold every row the virtual datasets map to it (its
+    first and last such rows are read)."""
+    needed: dict[tuple[str, str], tuple[int, int]] = {}  # (file, dataset) -> first, last row
+
+    def visit(_: str, ds: object) -> None:
+        if isinstance(ds, h5py.Dataset) and ds.is_virtual:
+            for source in ds.virtual_sources():
+                lo, hi = source.src_space.get_select_bounds()
+                key = (source.file_name, source.dset_name)
+                first, last = needed.get(key, (lo[0], hi[0]))
+                needed[key] = (min(first, lo[0]), max(last, hi[0]))
+
+    with h5py.File(results, "r") as f:
+        f.visititems(visit)
+    problems: list[str] = []
+    for name in sorted({file for file, _ in needed}):
+        if not (results.parent / name).is_file():
+            problems.append(f"{name} is missing")
+            continue
+        try:
+            with h5py.File(results.parent / name, "r") as data:
+                for (file, dataset), (first, last) in needed.items():
+                    if file != name:
+                        continue
+                    column = data[dataset]
+                    if column.shape[0] <= last:
+                        rows = f"{column.shape[0]} rows, not {last + 1}"
+                        raise OSError(f"{dataset} holds {rows}")
+                    column[first], column[last]  # noqa: B018 (reading is the check)
+        except (OSError, KeyError, ValueError) as exc:
+            problems.append(f"{name} is damaged ({_first_line(exc)})")
+    return problems
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:160] if text else type(exc).__name__
 
 
 def _attr_text(value: Any) -> str:
@@ -206,6 +256,7 @@ def describe_run(results: Path) -> str:
             )
         files = [str(x) for x in attrs.get("data_files", [])]
         missing = missing_data_files(results)
+        damaged = [d for d in damaged_data(results) if not d.endswith(" is missing")]
         if missing:
             more = " ..." if len(missing) > 4 else ""
             row(
@@ -213,8 +264,14 @@ def describe_run(results: Path) -> str:
                 f"MISSING {len(missing)} of {len(files)}: {', '.join(missing[:4])}{more} "
                 f"(their rows read as fill values)",
             )
-        elif files:
-            row("data files", f"{len(files)} in {DATA_FOLDER}/, all present")
+        if damaged:
+            more = " ..." if len(damaged) > 4 else ""
+            row(
+                "data files",
+                f"DAMAGED {len(damaged)} of {len(files)}: {'; '.join(damaged[:4])}{more}",
+            )
+        if files and not missing and not damaged:
+            row("data files", f"{len(files)} in {DATA_FOLDER}/, all present and readable")
         probes = f.get("probes", {})
         row("probes", len(probes))
         wide = max([24, *(len(name) for name in probes)])

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import shutil
 import signal
@@ -27,14 +28,20 @@ from engine import Failure, Kernel, LocalTransport, ProbeStore, RunStats, Transp
 from . import results
 from .comm import Comm
 from .finalize import finalize
-from .launch import world
+from .launch import note_run_dir, world
 from .placement import make_placement
 from .polling import Silence
 from .scenario import Scenario
 from .scenario.memory import memory_problem
 from .sgroups import ROOT, SGroups
+from .staging import StagingSink
+from .storage import SafeFileHandler, StorageError, storage_message, write_text
 
 _log = logging.getLogger("pydiasca")
+
+
+MARK_PERIOD_S = 0.25  # wall seconds between staging marks: what a killed run may lose
+MARK_ENV = "PYDIASCA_MARK_S"
 
 
 class RunFolderError(Exception):
@@ -64,6 +71,9 @@ class RunOutcome:
     probes: int = 0  # probes written to results.h5
     rows: int = 0  # their rows, all probes together
     plots: list[Path] = field(default_factory=list)  # PNGs drawn (rank 0: by every rank)
+    plots_missing: str = ""  # why some plots were not drawn (rank 0), "" when all were
+    problem: str = ""  # a file the run could not write (e.g. a full disk): it then failed
+    interrupted: bool = False  # a signal came (the run may still have completed before it)
 
     @property
     def status(self) -> str:
@@ -115,23 +125,45 @@ def run_scenario(
     comm.timeout_s = max(10 * scenario.watchdog_s, 600.0)
     settings = _settings(scenario, comm)
     kernel = _kernel(scenario, settings, comm, run_order_seed)
-    kernel.on_tick = on_tick if comm.rank == ROOT else None
+    # From here on a signal never interrupts Python code: it stops the run at the end
+    # of the tick, waits while results are written, and cuts the plotting short.
+    signals = _Signals(kernel, comm.rank == ROOT) if handle_signals else None
+    try:
+        return _run_with_folder(scenario, settings, kernel, comm, out, on_tick, signals)
+    finally:
+        if signals is not None:
+            signals.restore()
+
+
+def _run_with_folder(
+    scenario: Scenario,
+    settings: _Settings,
+    kernel: Kernel,
+    comm: Comm,
+    out: str | Path | None,
+    on_tick: Callable[[Kernel], None] | None,
+    signals: _Signals | None,
+) -> RunOutcome:
     run_dir = _run_folder(scenario, out, comm)
+    started = datetime.now(UTC)
+    start = _start_metadata(scenario, settings, comm, started)
     if comm.rank == ROOT:
         log_handler = _start_log(scenario, settings, run_dir)
     else:  # other ranks stay quiet: their warnings go to run.log too
         log_handler = _rank_log(run_dir, comm.rank)
     try:
-        started = datetime.now(UTC)
-        stats = _run(kernel, results.staging_path(run_dir, comm.rank), handle_signals)
+        stats, problem = _run(kernel, run_dir, comm, start, on_tick)
         ended = datetime.now(UTC)
         report = _gather_figures(kernel, settings.sgroups, comm)
         metadata = None
         if comm.rank == ROOT:
-            metadata = _metadata(scenario, settings, comm, report, stats, started, ended)
+            metadata = {**start, **_end_metadata(report, stats, ended, problem)}
         outcome = _finish(scenario, settings, kernel, report, metadata, run_dir, comm)
+        outcome.problem = problem
         if scenario.plots:
-            outcome.plots = _draw_plots(run_dir, comm)
+            stop = signals.received if signals is not None else None
+            outcome.plots, outcome.plots_missing = _draw_plots(run_dir, comm, stop)
+        outcome.interrupted = signals is not None and signals.received()
         if comm.rank == ROOT:
             from .report import summary
 
@@ -226,13 +258,18 @@ def _run_folder(scenario: Scenario, out: str | Path | None, comm: Comm) -> Path:
     if problem is not None:
         raise RunFolderError(problem)
     assert run_dir is not None
+    if comm.rank == ROOT:
+        note_run_dir(run_dir)
     return run_dir
 
 
 def _start_log(scenario: Scenario, settings: _Settings, run_dir: Path) -> logging.Handler:
     """The root keeps the scenario and ``run.log`` in the folder."""
-    shutil.copyfile(scenario.path, run_dir / "scenario.toml")
-    handler = logging.FileHandler(run_dir / "run.log")
+    try:
+        shutil.copyfile(scenario.path, run_dir / "scenario.toml")
+        handler = SafeFileHandler(run_dir / "run.log")
+    except OSError as exc:
+        raise StorageError(storage_message(exc, run_dir / "scenario.toml")) from None
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     _log.addHandler(handler)
     _log.setLevel(logging.INFO)
@@ -250,29 +287,74 @@ def _start_log(scenario: Scenario, settings: _Settings, run_dir: Path) -> loggin
 
 def _rank_log(run_dir: Path, rank: int) -> logging.Handler:
     """A rank other than the root appends its warnings and errors to ``run.log``."""
-    handler = logging.FileHandler(run_dir / "run.log", delay=True)  # opened when needed
+    handler = SafeFileHandler(run_dir / "run.log", delay=True)  # opened when needed
     handler.setLevel(logging.WARNING)
     handler.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s rank {rank}: %(message)s"))
     _log.addHandler(handler)
     return handler
 
 
-def _run(kernel: Kernel, staging: Path, handle_signals: bool) -> RunStats:
-    """Run the kernel, its probes spilling into this rank's staging file."""
-    kernel.probes.sink = sink = results.StagingSink(staging)
-    previous = _catch_signals(kernel) if handle_signals else None
+def _run(
+    kernel: Kernel,
+    run_dir: Path,
+    comm: Comm,
+    start: dict[str, Any],
+    on_tick: Callable[[Kernel], None] | None,
+) -> tuple[RunStats, str]:
+    """Run the kernel, its probes spilling into this rank's staging file.
+
+    At tick boundaries (at most every ``MARK_PERIOD_S``) every rank flushes its
+    probes and marks its staging file, so that a killed run can be recovered up
+    to there; a staging write that fails stops the run at the end of the tick.
+    Returns the stats and the first storage problem of any rank ("" if none).
+    """
+    header = {"rank": comm.rank, "ranks": comm.size}
+    if comm.rank == ROOT:
+        header["metadata"] = start
+    sink = StagingSink(results.staging_path(run_dir, comm.rank), header)
+    kernel.probes.sink = sink
+    period = _mark_period()
+    next_mark = time.monotonic() + period
+
+    def tick_started(k: Kernel) -> None:
+        nonlocal next_mark
+        if on_tick is not None and comm.rank == ROOT:
+            on_tick(k)
+        if time.monotonic() >= next_mark:
+            k.probes.flush()
+            sink.mark(k.tick, k.probes.declarations)
+            next_mark = time.monotonic() + period
+        if sink.error:
+            k.interrupt()
+
+    kernel.on_tick = tick_started
+    if sink.error:
+        kernel.interrupt()
     try:
-        return kernel.run()
+        stats = kernel.run()
+        sink.close(kernel.probes.declarations)  # the final mark: every row is staged
     except Silence as exc:  # a rank went silent and the job ends: keep what this rank recorded
         _log.error("%s", exc)
         with contextlib.suppress(Exception):
             kernel.probes.flush()
+            sink.mark(kernel.tick, kernel.probes.declarations)
         raise
     finally:
-        if previous is not None:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-        sink.close()
+        sink.abandon()
+    problem = next((p for p in comm.allgather(sink.error) if p), "")
+    if problem:
+        if comm.rank == ROOT:
+            _log.error("%s; the run stopped at the end of tick %d", problem, stats.last_tick)
+        stats.status = "failed"
+    return stats, problem
+
+
+def _mark_period() -> float:
+    """Seconds between staging marks (``PYDIASCA_MARK_S``; 0: every tick, for tests)."""
+    try:
+        return max(0.0, float(os.environ.get(MARK_ENV, MARK_PERIOD_S)))
+    except ValueError:
+        return MARK_PERIOD_S
 
 
 def _gather_figures(kernel: Kernel, sgroups: SGroups, comm: Comm) -> dict:
@@ -291,18 +373,13 @@ def _gather_figures(kernel: Kernel, sgroups: SGroups, comm: Comm) -> dict:
     return report
 
 
-def _metadata(
-    scenario: Scenario,
-    settings: _Settings,
-    comm: Comm,
-    report: dict,
-    stats: RunStats,
-    started: datetime,
-    ended: datetime,
+def _start_metadata(
+    scenario: Scenario, settings: _Settings, comm: Comm, started: datetime
 ) -> dict[str, Any]:
-    """The attributes of results.h5 (root only)."""
-    for failure in stats.failures:
-        _log.error("%s\n%s", failure.describe(), failure.traceback)
+    """The attributes of results.h5 known before the run (the root stages them too,
+    so that ``recover`` has them)."""
+    if comm.rank != ROOT:
+        return {}
     return {
         "scenario": scenario.text,
         "scenario_path": str(scenario.path),
@@ -312,32 +389,40 @@ def _metadata(
         "tick_duration": scenario.tick_duration,
         "stop_tick": -1 if scenario.stop_tick is None else scenario.stop_tick,
         "ranks": comm.size,
-        "groups": report["groups"],
+        "groups": settings.sgroups.count,
         "group_size": settings.sgroups.group_size,
         "routing": scenario.routing,
         "placement": scenario.placement,
-        "status": stats.status,
         "started_utc": started.isoformat(),
+        "initial_actors": _initial_actors(scenario),
+        "probe_include": list(scenario.include),
+        "probe_exclude": list(scenario.exclude),
+        "plots": scenario.plots,
+        "git_commit": results.git_commit(),
+        "mpi_library": comm.library,
+        **results.versions(),
+    }
+
+
+def _end_metadata(report: dict, stats: RunStats, ended: datetime, problem: str) -> dict[str, Any]:
+    """The attributes of results.h5 that the run itself decides (root only)."""
+    for failure in stats.failures:
+        _log.error("%s\n%s", failure.describe(), failure.traceback)
+    return {
+        "status": stats.status,
         "ended_utc": ended.isoformat(),
         "wall_s": stats.wall_s,
         "ticks": stats.ticks,
         "last_tick": stats.last_tick,
         "diascas": stats.diascas,
         "messages": stats.messages,
-        "initial_actors": _initial_actors(scenario),
         "created": stats.created,
         "deleted": stats.deleted,
         "actors_per_rank": report["actors_per_rank"],
         "actors_per_group": report["actors_per_group"],
         "cross_rank_fraction": report["cross_rank_fraction"],
         "cross_group_fraction": report["cross_group_fraction"],
-        "probe_include": list(scenario.include),
-        "probe_exclude": list(scenario.exclude),
-        "plots": scenario.plots,
-        "failure": _failure_text(stats.failures),
-        "git_commit": results.git_commit(),
-        "mpi_library": comm.library,
-        **results.versions(),
+        "failure": problem or _failure_text(stats.failures),
     }
 
 
@@ -369,7 +454,10 @@ def _finish(
             done.digest,
         )
         if stats.failures:
-            (run_dir / "failure.txt").write_text(_failure_text(stats.failures))
+            try:
+                write_text(run_dir / "failure.txt", _failure_text(stats.failures))
+            except StorageError as exc:
+                _log.error("%s", exc)
     return RunOutcome(
         run_dir=run_dir,
         digest=done.digest,
@@ -396,22 +484,40 @@ def _failure_text(failures: list[Failure]) -> str:
     return "\n\n".join(f"{f.describe()}\n{f.traceback}" for f in failures)
 
 
-def _draw_plots(run_dir: Path, comm: Comm) -> list[Path]:
-    """Every rank draws its share of the figures; a plot that fails is only logged."""
-    t0 = time.perf_counter()
-    try:
-        from .plots import draw_run
+def _draw_plots(
+    run_dir: Path, comm: Comm, stop: Callable[[], bool] | None
+) -> tuple[list[Path], str]:
+    """Every rank draws its share of the figures; one that fails is only logged.
 
-        drawn = draw_run(run_dir, rank=comm.rank, size=comm.size)
+    Returns the PNGs drawn (rank 0: by every rank) and, on rank 0, why some are
+    missing ("" when none is): an interruption, or figures that failed.
+    """
+    t0 = time.perf_counter()
+    from .plots import draw_run
+
+    failed: list[str] = []
+    try:
+        drawn = draw_run(run_dir, rank=comm.rank, size=comm.size, stop=stop, failed=failed)
     except Exception as exc:  # plots must never lose a run
         _log.warning("plots failed on rank %d: %s: %s", comm.rank, type(exc).__name__, exc)
-        drawn = []
-    everyone = comm.gather(drawn)
-    if comm.rank == ROOT:
-        assert everyone is not None
-        drawn = sorted(p for part in everyone for p in part)
-        _log.info("%d plot(s) drawn in %.2f s", len(drawn), time.perf_counter() - t0)
-    return drawn
+        drawn, failed = [], [f"rank {comm.rank}'s figures"]
+    cut = stop is not None and stop()
+    everyone = comm.gather((drawn, failed, cut))
+    if comm.rank != ROOT:
+        return drawn, ""
+    assert everyone is not None
+    drawn = sorted(p for part, _, _ in everyone for p in part)
+    failed = [name for _, part, _ in everyone for name in part]
+    _log.info("%d plot(s) drawn in %.2f s", len(drawn), time.perf_counter() - t0)
+    again = f"draw them with 'pydiasca plot {run_dir}'"
+    missing = ""
+    if any(c for _, _, c in everyone):
+        missing = f"plotting was interrupted after {len(drawn)} figure(s); {again}"
+    elif failed:
+        missing = f"{len(failed)} figure(s) could not be drawn, e.g. {failed[0]}; {again}"
+    if missing:
+        _log.warning("%s", missing)
+    return drawn, missing
 
 
 def _rank_figures(kernel: Kernel) -> dict[str, Any]:
@@ -456,17 +562,32 @@ def _placement_report(per_rank: list[dict], sgroups: SGroups) -> dict[str, Any]:
     }
 
 
-def _catch_signals(kernel: Kernel) -> dict:
-    """SIGINT/SIGTERM end the run cleanly at the end of the current tick."""
+class _Signals:
+    """SIGINT and SIGTERM while a run is set up, runs, writes and draws its results.
 
-    def stop(signum: int, frame: object) -> None:
-        _log.warning("signal %d: stopping at the end of tick %d", signum, kernel.tick)
-        kernel.interrupt()
+    Every signal asks the kernel to stop at the end of the current tick (or of
+    tick 0, before the run starts); results are then written in full, with
+    status ``interrupted``, and plotting stops at the next figure. Nothing ever
+    raises ``KeyboardInterrupt`` in the middle of writing a file, however many
+    signals come.
+    """
 
-    previous = {}
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        previous[signum] = signal.signal(signum, stop)
-    return previous
+    def __init__(self, kernel: Kernel, root: bool) -> None:
+        self._kernel, self._root, self._count = kernel, root, 0
+        self._previous = {s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def _stop(self, signum: int, frame: object) -> None:
+        self._count += 1
+        if self._count == 1 and self._root:
+            _log.warning("signal %d: stopping at the end of tick %d", signum, self._kernel.tick)
+        self._kernel.interrupt()
+
+    def received(self) -> bool:
+        return self._count > 0
+
+    def restore(self) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
 
 __all__ = ["RunFolderError", "RunOutcome", "RunSetupError", "make_transport", "run_scenario"]

@@ -284,7 +284,7 @@ def test_signal_to_mpiexec_leaves_an_interrupted_run(tmp_path, signum):
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not (run_dir / ".staging-rank1.h5").exists():
+    while not (run_dir / ".staging-rank1.bin").exists():
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
     time.sleep(1.0)

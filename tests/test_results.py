@@ -26,6 +26,7 @@ from runtime.report import time_unit
 from runtime.results import probe_filter, read_probes
 from runtime.runner import run_scenario
 from runtime.scenario import load_scenario
+from runtime.staging import StagingSink
 
 MODEL = """
 import numpy as np
@@ -185,7 +186,7 @@ def test_hundred_thousand_actors_recording_every_tick(tmp_path):
 
 
 def _stage(run_dir: Path, probes: dict[str, tuple]) -> None:
-    sink = results.StagingSink(results.staging_path(run_dir, 0))
+    sink = StagingSink(results.staging_path(run_dir, 0), {"rank": 0, "ranks": 1})
     for name, (ticks, aais, values) in probes.items():
         for s in range(0, len(ticks), 1000):  # several chunks, as a run spills them
             sink.write(name, ticks[s : s + 1000], aais[s : s + 1000], values[s : s + 1000])
@@ -204,7 +205,7 @@ def test_finalize_sorts_canonically_across_many_windows(tmp_path):
     done = finalize(tmp_path, window_bytes=4096)
     with h5py.File(tmp_path / "results.h5") as f:
         assert len(f["probes/a/tick"].virtual_sources()) == 1  # one rank: one run of windows
-        assert not (tmp_path / ".staging-rank0.h5").exists()
+        assert not results.staging_path(tmp_path, 0).exists()
     back = read_probes(tmp_path / "results.h5")
     for name, rows in staged.items():
         for got, want in zip(back[name], canonical_series([rows]), strict=True):
@@ -216,7 +217,7 @@ def test_finalize_memory_is_bounded_by_the_window(tmp_path):
     n = 1_000_000  # 24 MB of rows
     ticks = np.repeat(np.arange(100), n // 100)
     aais = np.tile(np.arange(n // 100, 0, -1), 100)  # reverse order: every tick needs sorting
-    _stage_big = results.StagingSink(results.staging_path(tmp_path, 0))
+    _stage_big = StagingSink(results.staging_path(tmp_path, 0), {"rank": 0, "ranks": 1})
     for s in range(0, n, 1 << 17):
         _stage_big.write(
             "big", ticks[s : s + (1 << 17)], aais[s : s + (1 << 17)], aais[s : s + (1 << 17)] * 1.0

@@ -211,7 +211,7 @@ def test_signal_leaves_a_readable_interrupted_run(tmp_path, signum):
         text=True,
     )
     deadline = time.monotonic() + 60
-    while not (tmp_path / "run" / ".staging-rank0.h5").exists():
+    while not (tmp_path / "run" / ".staging-rank0.bin").exists():
         assert time.monotonic() < deadline
         time.sleep(0.05)
     time.sleep(0.5)
