@@ -254,12 +254,15 @@ def test_a_full_disk_fails_cleanly_and_keeps_what_was_written(small_disk, tmp_pa
     env = {**os.environ, "PYTHONPATH": str(ROOT)}  # marks at their usual pace
     proc = _cli("run", scen, "--stop-tick", "20", "--out", run_dir, env=env)
     assert proc.returncode == 1, proc.stderr
-    errors = [line for line in proc.stderr.splitlines() if not line.startswith("tick ")]
-    assert len(errors) == 1  # besides progress lines, when the run lasts long enough
+    # A failed run is one block on stderr: the error line, then the summary
+    # (besides progress lines, when the run lasts long enough).
+    block = [line for line in proc.stderr.splitlines() if not line.startswith("tick ")]
+    assert [line for line in block if line.startswith("error:")] == block[:1], proc.stderr
     assert re.fullmatch(
-        rf"error: no space left on device while writing {re.escape(str(run_dir))}/\S+", errors[0]
+        rf"error: no space left on device while writing {re.escape(str(run_dir))}/\S+", block[0]
     )
-    assert "run failed" in proc.stdout
+    assert block[1].startswith("run failed"), proc.stderr
+    assert not proc.stdout.strip(), proc.stdout
     with h5py.File(run_dir / "results.h5") as f:
         assert f.attrs["status"] == "failed"
         assert f.attrs["failure"].startswith("no space left on device while writing")
