@@ -154,6 +154,10 @@ class Comm:
         if self.mpi is not None:
             sys.stdout.flush()
             sys.stderr.flush()
+            # mpiexec forwards a rank's output from a pipe, and an abort may kill it before it
+            # has read the reason: give it a moment (less than the 0.25 s by which the ranks'
+            # watchdogs are staggered, so that one rank only names a silent parent).
+            time.sleep(0.1)
             os.dup2(os.open(os.devnull, os.O_WRONLY), 2)
             self.mpi.Abort(code)
 
