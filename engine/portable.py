@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import pickle
 import signal
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -55,15 +56,13 @@ def unpicklable(value: Any) -> str | None:
 
 def check_message(sender: int, target: int, handler: str, args: tuple) -> None:
     """Raise MessageError naming the first argument of a message that cannot be pickled."""
-    for number, arg in enumerate(args, 1):
-        if type(arg) in PLAIN_TYPES or (type(arg) is tuple and plain(arg)):
-            continue
-        why = unpicklable(arg)
-        if why is not None:
-            raise MessageError(
-                f"actor {sender} sent '{handler}' to actor {target} with argument {number} "
-                f"of type {type(arg).__name__}, which cannot be pickled ({why}); {_FIX}"
-            )
+    bad = _first_unpicklable((f"argument {n}", arg) for n, arg in enumerate(args, 1))
+    if bad is not None:
+        name, value, why = bad
+        raise MessageError(
+            f"actor {sender} sent '{handler}' to actor {target} with {name} "
+            f"of type {type(value).__name__}, which cannot be pickled ({why}); {_FIX}"
+        )
 
 
 def check_creation(creator: int, cls: type, hint: Any, tag: Any, kwargs: dict) -> None:
@@ -71,15 +70,24 @@ def check_creation(creator: int, cls: type, hint: Any, tag: Any, kwargs: dict) -
     if plain((hint, tag)) and plain(tuple(kwargs.values())):
         return
     named = {"hint": hint, "tag": tag, **{f"argument {k!r}": v for k, v in kwargs.items()}}
-    for name, value in named.items():
+    bad = _first_unpicklable(named.items())
+    if bad is not None:
+        name, value, why = bad
+        raise MessageError(
+            f"actor {creator} asked to create a {cls.__name__} with {name} of type "
+            f"{type(value).__name__}, which cannot be pickled ({why}); {_FIX}"
+        )
+
+
+def _first_unpicklable(named: Iterable[tuple[str, Any]]) -> tuple[str, Any, str] | None:
+    """(name, value, why) of the first value that cannot be pickled; plain ones are not tried."""
+    for name, value in named:
         if type(value) in PLAIN_TYPES or (type(value) is tuple and plain(value)):
             continue
         why = unpicklable(value)
         if why is not None:
-            raise MessageError(
-                f"actor {creator} asked to create a {cls.__name__} with {name} of type "
-                f"{type(value).__name__}, which cannot be pickled ({why}); {_FIX}"
-            )
+            return name, value, why
+    return None
 
 
 def users_interrupt(exc: BaseException) -> bool:
