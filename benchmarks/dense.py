@@ -99,7 +99,7 @@ def numpy_epidemic(s0: np.ndarray, pop, ticks: int, warmup: int) -> float:
     ny, nx = s0.shape
     local = pop.local
     region = local.region_rows[:, None] * pop.regions[1] + local.region_cols[None, :]
-    table = infection_table(pop.beta, pop._params["contact"])
+    table = infection_table(pop.beta, pop.param("contact"))
     gen = np.random.default_rng(1)
     p = np.zeros((ny + 2, nx + 2), np.uint8)
     p[1:-1, 1:-1] = s0

@@ -14,7 +14,7 @@ from dense_support import digest, global_field, probe, run_ranks
 from numba import njit
 
 from engine import Actor, DensePopulation, Kernel, MemorySink, ProbeStore
-from engine.dense import rng
+from engine.dense import partition, rng
 from engine.dense.partition import default_block
 from models.epidemic import EpidemicGrid, HealthAuthority, Hospital
 from models.epidemic.model import infection_table
@@ -82,12 +82,14 @@ def test_heat_kernel_equals_numpy(boundary):
 
 def epidemic_numpy(s, key, tick, beta, contact, sigma, gamma, omega, onset, regions):
     ny, nx = s.shape
-    by, bx = default_block((ny, nx))
     ry, rx = regions
-    nby, nbx = -(-ny // by), -(-nx // bx)
-    region = ((np.arange(ny) // by) * ry // nby)[:, None] * rx + (
-        (np.arange(nx) // bx) * rx // nbx
-    )[None, :]
+    by, bx = default_block((ny, nx), (ry, rx))
+
+    def axis(n, b, r):  # region edges at the block boundary nearest to each equal split
+        edges = [int(k * n / (r * b) + 0.5) * b for k in range(1, r)]
+        return np.searchsorted(edges, np.arange(n), side="right")
+
+    region = axis(ny, by, ry)[:, None] * rx + axis(nx, bx, rx)[None, :]
     p = pad(s, 1, True)
     k = sum(
         (p[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx] == 2).astype(np.int64)
@@ -693,3 +695,137 @@ def test_population_aggregates_carry_their_field_units(tmp_path):
     with h5py.File(outcome.run_dir / "results.h5") as f:
         for stat in ("sum", "min", "max"):
             assert f[f"probes/plate.T.{stat}"].attrs["unit"] == "°C"
+
+
+# --- the modeller's side: live parameters, unwatch, equal regions, regional means ------------
+
+
+class Gained(Counter):
+    """Adds ``gain[0]`` to every cell each tick, reading the parameter through the public API."""
+
+    kernel = staticmethod(weighted_step)
+    fields = {"x": np.int64, "w": np.int16}
+    static = ("w",)
+
+    def kernel_args(self):
+        self.local.w[...] = int(self.param("gain")[0])  # what a population reads of its posts
+        self.seen = self.params["gain"].tolist()
+        return (self.params["gain"],)
+
+
+class Raise(Actor):
+    def on_first_diasca(self):
+        self.population("counter").post_set("gain", 0, 5.0)
+
+
+def test_a_population_reads_posted_parameters_through_params_and_param():
+    k = kernel(stop_tick=3)
+    pop = k.add_population(Gained, "counter")
+    k.add_actors(Raise)
+    k.run()
+    # tick 0 adds the declared gain 1; the post of tick 0 is live from the update of tick 1.
+    assert pop.seen == [5.0, 2.0]
+    assert state(k, "counter", "x").tolist() == [1 + 5 + 5] * 10
+    assert pop.params is pop._posts.params and Gained.params == {"gain": [1.0, 2.0]}
+    with pytest.raises(Exception, match="no parameter 'gian'; its parameters: gain"):
+        pop.param("gian")
+
+
+class Mover(Actor):
+    """Watches cell ``tick`` at each tick and unwatches the one before: the watch moves."""
+
+    def __init__(self, keep: bool = False):
+        self.keep = keep
+
+    def on_first_diasca(self):
+        self.act_spontaneous()
+
+    def act_spontaneous(self):
+        pop = self.population("counter")
+        t = self.tick
+        if t >= 1:
+            self.record("seen", pop.value("x", t - 1))
+        if t >= 2 and not self.keep:
+            pop.unwatch("x", t - 2)
+        pop.watch("x", t)
+        if t + 1 < 6:
+            self.schedule_in(1)
+
+
+class Late(Actor):
+    """Reads cell 0 at tick 4: readable only while some actor still watches it."""
+
+    def on_first_diasca(self):
+        self.add_spontaneous_tick(4)
+
+    def act_spontaneous(self):
+        self.record("late", self.population("counter").value("x", 0))
+
+
+@pytest.mark.parametrize("ranks", [1, 2])
+def test_unwatched_cells_stop_being_gathered(ranks):
+    def world(k):
+        k.add_population(Counter, "counter", None)
+        k.add_actors(Mover)
+
+    kernels = run_ranks(ranks, world, stop_tick=6)
+    assert probe(kernels, "seen")[2].tolist() == [1, 2, 3, 4, 5]  # cell t-1 as at the end of t-1
+    for k in kernels:  # the last update (tick 5) applied tick 4's: watch 4, unwatch 2
+        assert k.population("counter")._aggregates._watch_keys.tolist() == [3, 4]
+
+
+def test_a_cell_stays_watched_while_another_actor_watches_it():
+    def world(k, keep):
+        k.add_population(Counter, "counter", None)
+        k.add_actors(Mover, 1, None, keep=keep)
+        k.add_actors(Late)
+
+    kept = run_ranks(1, lambda k: world(k, True), stop_tick=6)
+    assert probe(kept, "late")[2].tolist() == [4]
+    k = kernel(stop_tick=6)
+    world(k, False)
+    stats = k.run()
+    assert stats.status == "failed" and "cell 0 of 'x' is not watched" in stats.failures[0].message
+
+
+@pytest.mark.parametrize(
+    ("n", "block", "regions", "sizes"),
+    [
+        (300, 18, 3, [108, 90, 102]),  # whole blocks: the edge nearest each third
+        (300, 10, 3, [100, 100, 100]),
+        (3125, 64, 2, [1536, 1589]),
+        (10, 4, 3, [4, 4, 2]),  # never an empty region
+        (64, 4, 2, [32, 32]),
+    ],
+)
+def test_region_edges_are_the_block_boundaries_nearest_equal_shares(n, block, regions, sizes):
+    edges = partition.region_edges(n, block, regions)
+    cells = np.minimum(edges * block, n)
+    assert np.diff(cells).tolist() == sizes
+
+
+def test_default_blocks_make_declared_regions_equal_where_the_grid_allows():
+    assert default_block((300, 300), (3, 3)) == (10, 10)  # 18 without regions: 108/108/84 before
+    assert default_block((300, 300)) == (18, 18)
+    assert default_block((3200, 3125), (2, 2)) == (64, 64)  # 1600 rows: 64 divides; 3125 odd
+    k = kernel(stop_tick=1)
+    pop = k.add_population(
+        HeatPlate, "plate", None, dict(rows=300, columns=300, initial=1.0, regions=[3, 3])
+    )
+    rows = {pop.region_box(r)[0].stop - pop.region_box(r)[0].start for r in range(9)}
+    assert rows == {100}
+    assert np.bincount(pop.local.region().ravel()).tolist() == [100 * 100] * 9
+
+
+def test_regional_means_are_recorded_next_to_the_sums():
+    k = kernel(stop_tick=3, seed=1)
+    k.add_population(HeatPlate, "plate", None, dict(rows=40, columns=36, regions=[2, 3]))
+    t0 = np.random.default_rng(4).random((40, 36))
+    pop = k.population("plate")
+    pop.local.T[...] = t0
+    k.run()
+    t = state(k, "plate", "T")
+    means = probe([k], "plate.T.mean_by_region")[2][-1]
+    expected = [t[pop.region_box(r)].mean() for r in range(6)]
+    np.testing.assert_allclose(means, expected, rtol=1e-13)
+    assert k.probes.declarations["plate.T.mean_by_region"].labels[0] == "region 0"

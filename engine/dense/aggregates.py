@@ -20,7 +20,7 @@ import numpy as np
 
 from ..errors import SimulationError
 from . import _numba as nb
-from .partition import Layout, region_of_blocks
+from .partition import Layout, region_edges, region_of_blocks
 from .views import Aggregate
 
 if TYPE_CHECKING:
@@ -52,6 +52,7 @@ class _Aggregates:
         "_block_region",
         "_region_cells",
         "_watch_keys",
+        "_holders",
         "_visible",
         "pending",
         "_declared",
@@ -73,7 +74,7 @@ class _Aggregates:
         for n in decl.aggregate:
             acc_dt = np.float64 if decl.dtypes[n].kind == "f" else np.int64
             self.acc[n] = np.zeros(layout.block[1], acc_dt)
-        self._block_region = region_of_blocks(layout.nblocks, decl.regions)
+        self._block_region = region_of_blocks(decl.gshape, layout.block, decl.regions)
         self._region_cells = np.zeros(decl.region_count, np.int64)
         for r in range(decl.region_count):
             n = 1
@@ -81,6 +82,7 @@ class _Aggregates:
                 n *= s.stop - s.start
             self._region_cells[r] = n
         self._watch_keys = np.empty(0, np.int64)  # field index * cells + flat index, sorted
+        self._holders: dict[int, set[int]] = {}  # watched key -> AAIs of the actors watching it
         self._visible: tuple | None = None  # (total, byreg, {key: value}) of the previous tick
         self.pending: tuple | None = None  # the same, of the last update
         self._declared = False
@@ -100,12 +102,12 @@ class _Aggregates:
             raise SimulationError(
                 f"population {self._name!r} has regions 0 to {ry * rx - 1}; got {region!r}"
             )
-        nby, nbx = self._layout.nblocks
         by, bx = self._layout.block
         ny, nx = self._decl.gshape
         r, c = divmod(region, rx)
-        rows = slice(min(-(-r * nby // ry) * by, ny), min(-(-(r + 1) * nby // ry) * by, ny))
-        cols = slice(min(-(-c * nbx // rx) * bx, nx), min(-(-(c + 1) * nbx // rx) * bx, nx))
+        ye, xe = region_edges(ny, by, ry), region_edges(nx, bx, rx)
+        rows = slice(int(ye[r]) * by, min(int(ye[r + 1]) * by, ny))
+        cols = slice(int(xe[c]) * bx, min(int(xe[c + 1]) * bx, nx))
         return (cols,) if self._decl.ndim == 1 else (rows, cols)
 
     # --- this rank's share -------------------------------------------------------
@@ -208,13 +210,24 @@ class _Aggregates:
         """The last update's results become what actors read (step 1 of an update)."""
         self._visible = self.pending
 
-    def watch(self, requested: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The watched keys once ``requested`` (from every rank) are added, and the new ones."""
-        new = np.empty(0, np.int64)
-        if requested.size:
-            new = np.setdiff1d(np.unique(requested), self._watch_keys)
-        keys = np.union1d(self._watch_keys, new) if new.size else self._watch_keys
-        return keys, new
+    def watch(self, records: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The watched keys once every rank's watch records are applied, and the new ones.
+
+        A cell stays watched while some actor that watched it has not unwatched it.
+        Every rank applies the same records in the same (canonical) order.
+        """
+        if not records.size:
+            return self._watch_keys, np.empty(0, np.int64)
+        holders = self._holders
+        for key, aai, on in records.tolist():
+            if on:
+                holders.setdefault(key, set()).add(aai)
+            elif key in holders:
+                holders[key].discard(aai)
+                if not holders[key]:
+                    del holders[key]
+        keys = np.array(sorted(holders), dtype=np.int64)
+        return keys, np.setdiff1d(keys, self._watch_keys)
 
     def settle(self, got: tuple, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Keep a successful gather as pending; newly watched cells are readable at once.
@@ -223,9 +236,11 @@ class _Aggregates:
         at the end of t-1 joins the visible snapshot. Returns (total, byreg).
         """
         total, byreg, latest, new = got
+        gone = np.setdiff1d(self._watch_keys, keys).tolist()
         self._watch_keys = keys
-        if new:
-            self._visible = (*self._visible[:2], {**self._visible[2], **new})
+        if new or gone:  # an unwatched cell is unreadable from the next tick on, too
+            seen = {k: v for k, v in self._visible[2].items() if k not in gone}
+            self._visible = (*self._visible[:2], {**seen, **new})
         self.pending = (total, byreg, latest)
         return total, byreg
 
@@ -249,7 +264,9 @@ class _Aggregates:
                 probes.record(f"{name}.{f}.min", tick, 0, float(total[col + 1]))
                 probes.record(f"{name}.{f}.max", tick, 0, float(total[col + 2]))
                 if regional:
-                    probes.record(f"{name}.{f}.sum_by_region", tick, 0, byreg[:, col].copy())
+                    sums = byreg[:, col].copy()
+                    probes.record(f"{name}.{f}.sum_by_region", tick, 0, sums)
+                    probes.record(f"{name}.{f}.mean_by_region", tick, 0, sums / self._region_cells)
 
     def _declare_probes(self, probes: ProbeStore) -> None:
         """Units and labels of the aggregate probes."""
@@ -270,6 +287,7 @@ class _Aggregates:
                 declare(f"{name}.{f}.{stat}", unit)
             if len(regions) > 1:
                 declare(f"{name}.{f}.sum_by_region", unit, regions)
+                declare(f"{name}.{f}.mean_by_region", unit, regions)
 
     # --- what actors read --------------------------------------------------------------
     def aggregate(self, field: str, region: int | None) -> Aggregate:

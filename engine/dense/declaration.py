@@ -146,7 +146,7 @@ class _Declaration:
 
     def _block(self, block: Any) -> tuple[int, int]:
         if block is None:
-            return default_block(self.gshape)
+            return default_block(self.gshape, self.regions)
         b = _whole_numbers(block, f"population {self.cls}: block")
         b = (1, b[0]) if self.ndim == 1 else b
         if len(b) != 2 or min(b) < 1:

@@ -28,16 +28,47 @@ def direction_tag(dy: int, dx: int) -> int:
     return (dy + 1) * 3 + (dx + 1)
 
 
-def default_block(gshape: tuple[int, int]) -> tuple[int, int]:
-    """Aggregation block of a grid: a function of the global shape alone.
+def default_block(gshape: tuple[int, int], regions: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+    """Aggregation block of a grid: a function of the global shape and regions alone.
 
     2-D: up to 64 x 64 cells, at least 16 blocks along each axis when the grid
     allows it. 1-D: up to 4096 agents, at least 64 blocks when it allows it.
+    Where ``regions`` divide an axis evenly, the block side is shrunk (by at most
+    half) to a divisor of the region's side, so that the regions are equal.
     """
     ny, nx = gshape
     if ny == 1:
-        return (1, max(1, min(4096, nx // 64)))
-    return (max(1, min(64, ny // 16)), max(1, min(64, nx // 16)))
+        return (1, _fit(nx, max(1, min(4096, nx // 64)), regions[1]))
+    return (
+        _fit(ny, max(1, min(64, ny // 16)), regions[0]),
+        _fit(nx, max(1, min(64, nx // 16)), regions[1]),
+    )
+
+
+def _fit(n: int, side: int, regions: int) -> int:
+    """The largest block side in side/2..side dividing n/regions, else ``side``."""
+    if regions > 1 and n % regions == 0:
+        per = n // regions
+        for d in range(min(side, per), (side + 1) // 2 - 1, -1):
+            if d >= 1 and per % d == 0:
+                return d
+    return side
+
+
+def region_edges(n: int, block: int, regions: int) -> np.ndarray:
+    """First block of each region along one axis, then the block count: ``regions + 1`` numbers.
+
+    Regions are made of whole blocks (so that block partials combine into them
+    exactly); each edge is the block boundary nearest to the equal split
+    ``r * n / regions``, and no region is empty.
+    """
+    nblocks = -(-n // block)
+    edges = [0]
+    for r in range(1, regions):
+        b = (2 * r * n + regions * block) // (2 * regions * block)  # round half up
+        edges.append(min(max(b, edges[-1] + 1), nblocks - (regions - r)))
+    edges.append(nblocks)
+    return np.array(edges, dtype=np.int64)
 
 
 def split(n: int, parts: int) -> list[int]:
@@ -169,13 +200,23 @@ def _side(d: int, n: int, h: int, halo: bool) -> slice:
     return slice(h + n, n + 2 * h) if halo else slice(n, n + h)
 
 
-def region_of_blocks(nblocks: tuple[int, int], regions: tuple[int, int]) -> np.ndarray:
+def region_of_blocks(
+    gshape: tuple[int, int], block: tuple[int, int], regions: tuple[int, int]
+) -> np.ndarray:
     """Region of every block (row-major): a ``regions`` = (Ry, Rx) grid over the blocks."""
-    nby, nbx = nblocks
-    ry, rx = regions
-    rows = np.arange(nby) * ry // nby
-    cols = np.arange(nbx) * rx // nbx
-    return (rows[:, None] * rx + cols[None, :]).ravel()
+    rows = _region_of(gshape[0], block[0], regions[0])
+    cols = _region_of(gshape[1], block[1], regions[1])
+    return (rows[:, None] * regions[1] + cols[None, :]).ravel()
+
+
+def region_of_cells(n: int, block: int, regions: int) -> np.ndarray:
+    """Region row (or column) of every global row (or column) of cells along one axis."""
+    return _region_of(n, block, regions)[np.arange(n) // block]
+
+
+def _region_of(n: int, block: int, regions: int) -> np.ndarray:
+    edges = region_edges(n, block, regions)
+    return np.searchsorted(edges, np.arange(edges[-1]), side="right") - 1
 
 
 __all__ = [
@@ -184,6 +225,8 @@ __all__ = [
     "choose_process_grid",
     "default_block",
     "direction_tag",
+    "region_edges",
     "region_of_blocks",
+    "region_of_cells",
     "split",
 ]

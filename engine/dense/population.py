@@ -65,7 +65,9 @@ class DensePopulation:
     - ``categories``: {integer field: k}: count values 0..k-1 instead of sum/min/max;
     - ``aggregate``: fields aggregated (and recorded) every tick (default: all);
     - ``regions``: (Ry, Rx) (or R for 1-D) regions aggregated separately;
-    - ``params``: {name: small 1-D array} replicated on every rank, postable;
+    - ``params``: {name: small 1-D array} replicated on every rank, postable; once
+      the population joins a run, ``self.params`` (and ``self.param(name)``) are
+      the live arrays that actors' posts change;
     - ``record``: record the aggregates as probes every tick (default True);
       ``labels``: {categorical field: a name per value}, for the probes' labels;
       ``units``: {field: unit}, for the probes and their plots.
@@ -105,7 +107,21 @@ class DensePopulation:
 
     def kernel_args(self) -> tuple:
         """Extra arguments of the kernel after (src, dst, tick, key, block[, csr])."""
-        return tuple(self._posts.params.values())
+        return tuple(self.params.values())
+
+    def param(self, name: str) -> np.ndarray:
+        """A parameter array as actors' posts have left it (the live array, not a copy).
+
+        ``self.params`` is the same live mapping once the population has joined
+        a run; before that it is the declaration.
+        """
+        live = self._posts.params
+        if name not in live:
+            known = ", ".join(live) or "none"
+            raise SimulationError(
+                f"population {self._name!r} has no parameter {name!r}; its parameters: {known}"
+            )
+        return live[name]
 
     def edges(self, lo: int, hi: int) -> tuple[np.ndarray, np.ndarray]:
         """Neighbour lists of agents lo..hi-1: (indptr, global indices), CSR."""
@@ -170,6 +186,7 @@ class DensePopulation:
         self._aggregates = _Aggregates(decl, lay, name, transport)
         self._strips = _Strips(decl, lay, self._aggregates)
         self._posts = _Posts(decl, lay, name, kernel)
+        self.params = self._posts.params  # from now on, the live arrays that posts change
         self.initialize(self._local)
 
     def _allocate(self) -> None:
@@ -250,11 +267,6 @@ class DensePopulation:
     @property
     def _kernel(self) -> Any:
         return self._decl.kernel
-
-    @property
-    def _params(self) -> dict[str, np.ndarray]:
-        """The parameter arrays the kernel gets (``kernel_args``), as posts left them."""
-        return self._posts.params
 
     def _geometry(self, start: int = 0) -> tuple:
         return self._strips.geometry(start)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from ..kernel import Kernel
     from .declaration import _Declaration
 
-_SET, _ADD, _WATCH = 0, 1, 2
+_SET, _ADD, _WATCH, _UNWATCH = 0, 1, 2, 3
 _FIELD, _PARAM = 0, 1
 # One post or watch request as it travels between ranks: plain numbers, no pickles.
 POST = np.dtype(
@@ -67,27 +67,30 @@ class _Posts:
     def add(self, actor: Actor, name: str, where: Any, value: Any) -> None:
         self._post(actor, _ADD, name, where, value)
 
-    def watch(self, actor: Actor, field: str, where: Any) -> None:
+    def watch(self, actor: Actor, field: str, where: Any, watching: bool = True) -> None:
+        """Start (or, ``watching=False``, end) this actor's watch of one cell."""
         box = self.box(where, field) if field in self._decl.dtypes else None
         if box is not None and (box[1] - box[0]) * (box[3] - box[2]) != 1:
-            raise SimulationError(f"population {self._name!r}: watch one cell at a time")
-        self._post(actor, _WATCH, field, where, 0.0)
+            verb = "watch" if watching else "unwatch"
+            raise SimulationError(f"population {self._name!r}: {verb} one cell at a time")
+        self._post(actor, _WATCH if watching else _UNWATCH, field, where, 0.0)
 
     def _post(self, actor: Actor, op: int, name: str, where: Any, value: Any) -> None:
         decl = self._decl
+        watching = op in (_WATCH, _UNWATCH)
         if name in decl.dtypes:
             kind, target = _FIELD, decl.names.index(name)
             box = self.box(where, name)
-        elif name in self.params and op != _WATCH:
+        elif name in self.params and not watching:
             kind, target = _PARAM, decl.param_names.index(name)
             box = self._param_box(where, name)
         else:
-            known = ", ".join(decl.names + (decl.param_names if op != _WATCH else []))
+            known = ", ".join(decl.names + (decl.param_names if not watching else []))
             raise SimulationError(
                 f"actor {actor.aai} ({type(actor).__name__}): population {self._name!r} has no "
-                f"{'field' if op == _WATCH else 'field or parameter'} {name!r}; it has {known}"
+                f"{'field' if watching else 'field or parameter'} {name!r}; it has {known}"
             )
-        if op != _WATCH:
+        if not watching:
             if isinstance(value, (bool, np.bool_)) or not isinstance(
                 value, (int, float, np.integer, np.floating)
             ):
@@ -160,9 +163,10 @@ class _Posts:
 
     # --- the update's side ---------------------------------------------------------------
     def exchange(self) -> tuple[np.ndarray, np.ndarray]:
-        """Every rank's posts in canonical order, and the keys of the cells they watch.
+        """Every rank's posts in canonical order, and the watch records among them.
 
-        A collective: every rank calls it once per update, posts or not.
+        A watch record is (cell key, actor AAI, 1 to watch or 0 to unwatch), in
+        canonical order. A collective: every rank calls it once per update, posts or not.
         """
         mine = np.array(self._buffer, dtype=POST) if self._buffer else np.empty(0, POST)
         self._buffer, self._seq = [], {}
@@ -170,10 +174,12 @@ class _Posts:
         posts = np.concatenate([g.view(POST) for g in got])
         if posts.size > 1:
             posts = posts[np.lexsort((posts["seq"], posts["aai"], posts["diasca"], posts["tick"]))]
-        watch = posts[posts["op"] == _WATCH]
+        watching = posts["op"] >= _WATCH
+        w = posts[watching]
         decl = self._decl
-        keys = watch["target"] * decl.cells + watch["y0"] * decl.gshape[1] + watch["x0"]
-        return posts[posts["op"] != _WATCH], keys
+        keys = w["target"] * decl.cells + w["y0"] * decl.gshape[1] + w["x0"]
+        records = np.stack([keys, w["aai"], (w["op"] == _WATCH).astype(np.int64)], axis=1)
+        return posts[~watching], records
 
     def apply(self, posts: np.ndarray, cur: dict[str, np.ndarray]) -> None:
         """Apply ``posts`` (canonical order) to the parameters and to this tile of ``cur``."""

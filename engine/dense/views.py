@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from . import rng
+from .partition import region_of_cells
 
 if TYPE_CHECKING:
     from ..actor import Actor
@@ -56,13 +57,11 @@ class Local:
             self.origin = (y0, x0)
             self.shape = (y1 - y0, x1 - x0)
         self._inner = (slice(hy, hy + y1 - y0), slice(hx, hx + x1 - x0))
-        ry, rx = decl.regions
-        nby, nbx = lay.nblocks
-        by, bx = lay.block
+        (ry, rx), (by, bx) = decl.regions, lay.block
         # Region row of every *global* row, region column of every global column:
         # kernels index them by global position, which strips and tiles never change.
-        self.region_rows = (np.arange(decl.gshape[0]) // by) * ry // nby
-        self.region_cols = (np.arange(decl.gshape[1]) // bx) * rx // nbx
+        self.region_rows = region_of_cells(decl.gshape[0], by, ry)
+        self.region_cols = region_of_cells(decl.gshape[1], bx, rx)
 
     @property
     def fields(self) -> dict[str, np.ndarray]:
@@ -151,6 +150,14 @@ class PopulationView:
     def watch(self, field: str, where: Any) -> None:
         """Make one cell readable with ``value`` from the next tick on."""
         self._pop._posts.watch(self._actor, field, where)
+
+    def unwatch(self, field: str, where: Any) -> None:
+        """End this actor's watch of one cell (an actor that moves unwatches where it was).
+
+        From the next tick on the cell is no longer gathered at every update,
+        unless another actor still watches it.
+        """
+        self._pop._posts.watch(self._actor, field, where, watching=False)
 
     def post_set(self, name: str, where: Any, value: float) -> None:
         """Set cells (a cell, a flat index or a box of slices) or parameter entries."""

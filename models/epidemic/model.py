@@ -132,7 +132,7 @@ class EpidemicGrid(DensePopulation):
         local.state[...] = np.where(infected, INFECTED, SUSCEPTIBLE)
 
     def kernel_args(self) -> tuple:
-        p = infection_table(self.beta, self._params["contact"])
+        p = infection_table(self.beta, self.param("contact"))
         local = self.local
         return (
             p,
