@@ -8,11 +8,14 @@ runs, so a constructor may already use ``aai`` and ``random``.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import numbers
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Sequence
 from operator import attrgetter
-from types import FunctionType
+from pathlib import Path
+from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any, NoReturn, Protocol
 
 from .errors import MessageError, PlanningError, SimulationError
@@ -43,6 +46,16 @@ class KernelSurface(Protocol):
 
     def post(self, sender: int, target: int, handler: str, args: tuple) -> bool:
         """Queue a message for the next diasca; False when ``target`` cannot take it."""
+
+    def label(self, aai: int) -> str:
+        """How errors name an actor: ``5 (Wolf, id 'wolf-3')``."""
+
+    def ended_at(self, aai: int) -> int | None:
+        """The tick during which actor ``aai`` terminated, None while it lives."""
+
+    @property
+    def classes(self) -> Sequence[type]:
+        """Every actor class of the run so far."""
 
     def class_of(self, aai: int) -> type | None:
         """The class of actor ``aai``, None when no actor has that AAI."""
@@ -255,24 +268,89 @@ def _adapter(name: str) -> Callable[..., Any]:
     return call
 
 
+_ADAPTER_CODE = _adapter("").__code__
+
+
 def _refusal(sender: Actor, target_aai: Any, handler: Any) -> str:
-    """Why a send is refused, as one line for the user."""
+    """Why a send is refused, as one line that points at the likely mistake."""
     k = sender._k
-    who = f"actor {sender._aai} ({type(sender).__name__}) at tick {k.tick} diasca {k.diasca}"
+    who = f"actor {k.label(sender._aai)} at tick {k.tick} diasca {k.diasca}{_send_site()}"
     cls = k.class_of(target_aai) if type(target_aai) is int else None  # bools are no AAIs
     if cls is None:
         return f"{who} sent '{handler}' to {target_aai!r}, which is no actor's AAI"
     if not isinstance(handler, str):
         return f"{who}: the handler must be a method name (str); got {handler!r}"
+    target = f"actor {k.label(target_aai)}"
+    ended = k.ended_at(target_aai)
+    if ended is not None:
+        return (
+            f"{who} sent '{handler}' to {target}, which terminated at tick {ended}; "
+            f"an actor that terminates should tell those that send to it"
+        )
     if handler in _API:
         return (
-            f"{who} sent '{handler}' to actor {target_aai} ({cls.__name__}): '{handler}' belongs "
-            f"to the Actor API, not to a message handler"
+            f"{who} sent '{handler}' to {target}: '{handler}' belongs to the Actor API, "
+            f"not to a message handler"
+        )
+    if handler.startswith("_"):
+        return (
+            f"{who} sent '{handler}' to {target}, but '{handler}' is private: handlers are "
+            f"public methods (no leading underscore)"
+        )
+    handlers = handlers_of(cls)
+    close = difflib.get_close_matches(handler, handlers, n=1)
+    if close:
+        return (
+            f"{who} sent '{handler}' to {target}, which has no handler '{handler}'; "
+            f"did you mean '{close[0]}'?"
+        )
+    owners = [c.__name__ for c in k.classes if c is not cls and handler in handlers_of(c)]
+    if owners:
+        return (
+            f"{who} sent '{handler}' to {target}: that actor is a {cls.__name__}, which has no "
+            f"handler '{handler}' ({', '.join(owners)} has one); check the AAI it sent to"
         )
     return (
-        f"{who} sent '{handler}' to actor {target_aai}, but class {cls.__name__} has no "
-        f"handler '{handler}'; define `def {handler}(self, sender, ...)` on {cls.__name__}"
+        f"{who} sent '{handler}' to {target}, but class {cls.__name__} has no handler "
+        f"'{handler}'; define `def {handler}(self, sender, ...)` on {cls.__name__}"
     )
+
+
+_ENGINE = str(Path(__file__).resolve().parent)
+
+
+def _send_site() -> str:
+    """`` (file.py:42)``: the model's line that sent, for refusals (off the hot path)."""
+    frame = sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_ENGINE):
+        frame = frame.f_back
+    if frame is None:
+        return ""
+    return f" ({Path(frame.f_code.co_filename).name}:{frame.f_lineno})"
+
+
+def signature_hint(handler: str, actor: Actor, exc: TypeError) -> str:
+    """A handler that cannot take its message: usually the ``sender`` parameter is missing."""
+    cls = type(actor)
+    try:
+        shown = f"({', '.join(inspect.signature(getattr(cls, handler)).parameters)})"
+    except (TypeError, ValueError, AttributeError):
+        shown = "(...)"
+    return (
+        f"handler {cls.__name__}.{handler}{shown} cannot take this message ({exc}); handlers "
+        f"receive the sender's AAI first, then the message's arguments: "
+        f"`def {handler}(self, sender, ...)`"
+    )
+
+
+def call_failed(exc: BaseException, caller: CodeType) -> bool:
+    """True when ``exc`` came from the call of a handler (by ``caller``), not from its body."""
+    tb = exc.__traceback__
+    if tb is None:
+        return False
+    while tb.tb_next is not None:
+        tb = tb.tb_next
+    return tb.tb_frame.f_code in (caller, _ADAPTER_CODE)
 
 
 def _as_aai(sender: Actor, target_aai: Any, handler: Any) -> int:

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any
 
-from .actor import Actor, handlers_of
+from .actor import Actor, call_failed, signature_hint
 from .agenda import Agenda
+from .directory import Directory
 from .errors import MessageError, SimulationError
 from .portable import PLAIN_TYPES, check_creation, check_message, describe, users_interrupt
 from .probes import ProbeStore
@@ -109,10 +110,6 @@ class _TickRow:
 
 _sender = itemgetter(0)  # of an InboxEntry
 
-# A directory entry: (rank, handlers, class number), shared by all actors of a class
-# on a rank. The handlers map each name to a function called as fn(actor, sender, *args).
-_Entry = tuple[int, dict[str, Any], int]
-
 
 @dataclass(slots=True)
 class _InitialBlock:
@@ -155,13 +152,11 @@ class Kernel:
         self.diasca = 0
         self.stats = RunStats()
         self.trace = TickTrace()  # per-tick performance figures of this rank
-        # Replicated directory, indexed by AAI (slot 0 unused): every actor's entry
-        # is a shared (rank, handlers, class number) tuple, one per rank and class,
-        # so that routing a message takes one lookup.
-        self._directory: list[_Entry] = [(-1, {}, -1)]
-        self._entries: dict[tuple[int, int], _Entry] = {}  # (rank, class number) -> entry
-        self._classes: list[type] = []
-        self._class_index: dict[type, int] = {}
+        # The replicated directory (engine.directory); routing indexes its list.
+        self._names = names = Directory()
+        self._directory = names.entries
+        self.class_of, self.label, self.ended_at = names.class_of, names.label, names.ended_at
+        self.ident_of = names.ident_of
         self._next_aai = 1
         # Local state.
         # This rank's actors, indexed by AAI like the directory (None: not here).
@@ -175,6 +170,8 @@ class Kernel:
         self._outbox: dict[int, list[Envelope]] = {}  # by destination rank
         self._creations: list = []
         self._terminating: list[Actor] = []
+        self._ends: list[int] = []  # AAIs that called terminate() this diasca, to report
+        self._ending: list[int] = []  # every rank's, this tick: their directory entries end
         self._initial: list[_InitialBlock] = []
         self._born: list[tuple[int, type, dict]] = []  # (aai, cls, kwargs) built next diasca
         self._notices: list[tuple[int, int, Any]] = []  # (creator, created, tag) next diasca
@@ -198,35 +195,33 @@ class Kernel:
         """A local actor by AAI (for tests and tools; models never hold references)."""
         return self._actors[aai] if type(aai) is int and 0 < aai < len(self._actors) else None
 
-    def _entry(self, rank: int, cls: type) -> _Entry:
-        """The directory entry of an actor of ``cls`` on ``rank``."""
-        cid = self._class_index.get(cls)
-        if cid is None:
-            cid = self._class_index[cls] = len(self._classes)
-            self._classes.append(cls)
-        entry = self._entries.get((rank, cid))
-        if entry is None:
-            entry = self._entries[(rank, cid)] = (rank, handlers_of(cls), cid)
-        return entry
-
     def add_actors(
-        self, cls: type[Actor], count: int = 1, hint: Any = None, /, **kwargs: Any
+        self,
+        cls: type[Actor],
+        count: int = 1,
+        hint: Any = None,
+        ident: str | None = None,
+        /,
+        **kwargs: Any,
     ) -> range:
         """Declare initial actors before ``run``; returns their AAIs, consecutive.
 
         ``kwargs`` go to each instance's constructor; mutable ones are copied per
-        instance, so that no two actors share state.
+        instance, so that no two actors share state. ``ident`` is the scenario id
+        that errors name them by: ``ident`` itself, or ``ident-0``, ``ident-1``, ...
         """
         if not (isinstance(cls, type) and issubclass(cls, Actor)):
             raise TypeError(f"{cls!r} is not a subclass of engine.Actor")
         first = self._next_aai
         place, rank = self.placement.place, self._rank
-        entries = [self._entry(r, cls) for r in range(self.transport.size)]
+        entries = [self._names.entry(r, cls) for r in range(self.transport.size)]
         ranks = [place(aai, cls, hint, 0) for aai in range(first, first + count)]
         self._directory.extend([entries[r] for r in ranks])
         self._actors.extend([None] * count)
         mine = ranks.count(rank)
         self._next_aai += count
+        if ident is not None and count:
+            self._names.name(first, count, ident)
         if mine:
             self._initial.append(_InitialBlock(first, count, cls, kwargs))
         return range(first, first + count)
@@ -316,12 +311,13 @@ class Kernel:
                 next_tick=self._next_tick(tick),
                 creations=self._creations,
                 failures=[failure] if failure else [],
+                terminated=self._ends,
                 interrupt=self._interrupted,
                 tick=tick,
                 diasca=diasca,
                 events=stats.messages + stats.spontaneous,
             )
-            self._creations, self._changed = [], False
+            self._creations, self._changed, self._ends = [], False, []
             t2 = clock()
             decision = transport.agree(report)
             t3 = clock()
@@ -334,6 +330,7 @@ class Kernel:
                 stats.status, stats.failures = "failed", decision.failures
                 break
             self._place_creations(decision.creations)
+            self._ending += decision.terminated
             if decision.active:
                 diasca += 1
                 continue
@@ -410,7 +407,8 @@ class Kernel:
                 aai, handler = self._current
             return Failure(
                 aai=aai,
-                class_name=self._classes[self._directory[aai][2]].__name__ if aai > 0 else "?",
+                class_name=self.class_of(aai).__name__ if aai > 0 else "?",
+                ident=self.ident_of(aai) or "",
                 handler=handler,
                 tick=tick,
                 diasca=diasca,
@@ -432,14 +430,7 @@ class Kernel:
         target, fn = 0, None
         try:
             for target, msgs in items:
-                actor = actors[target]
-                if actor is None:
-                    sender, fn, _ = msgs if type(msgs) is tuple else msgs[0]
-                    raise MessageError(
-                        f"actor {sender} sent '{self._handler_name(target, fn)}' to actor "
-                        f"{target}, which had already terminated (delivery at tick {tick} "
-                        f"diasca {diasca})"
-                    )
+                actor = actors[target]  # never an ended actor: sends to those are refused
                 if type(msgs) is tuple:  # the common case: one message
                     msgs = (msgs,)
                 elif sort:  # by sender; stable, so each sender's messages stay in send order
@@ -456,16 +447,11 @@ class Kernel:
                         fn(actor, sender, args[0], args[1])
                     else:
                         fn(actor, sender, *args)
-        except BaseException:
-            self._current = (target, self._handler_name(target, fn))
+        except BaseException as exc:
+            self._current = (target, self._names.handler_name(target, fn))
+            if type(exc) is TypeError and call_failed(exc, self._deliver.__code__):
+                raise MessageError(signature_hint(self._current[1], actors[target], exc)) from exc
             raise
-
-    def _handler_name(self, target: int, fn: Any) -> str:
-        """The name a message used for handler ``fn`` of actor ``target`` (error reports)."""
-        for name, found in self._directory[target][1].items():
-            if found is fn:
-                return name
-        return "messages"
 
     def _construct(self) -> list[Actor]:
         """Build the actors due at this diasca; returns those with an ``on_first_diasca``."""
@@ -529,7 +515,7 @@ class Kernel:
             aai = self._next_aai
             self._next_aai += 1
             r = self.placement.place(aai, cls, hint, creator)
-            self._directory.append(self._entry(r, cls))
+            self._directory.append(self._names.entry(r, cls))
             self._actors.append(None)
             if r == rank:
                 self._born.append((aai, cls, kwargs))
@@ -572,11 +558,13 @@ class Kernel:
             self._extra += 1
         return True
 
-    def class_of(self, aai: int) -> type | None:
-        """The class of actor ``aai`` (on any rank), None when no actor has that AAI."""
-        if not 0 < aai < len(self._directory):
-            return None
-        return self._classes[self._directory[aai][2]]
+    @property
+    def classes(self) -> Sequence[type]:
+        """Every actor class of the run so far (declared or created)."""
+        return self._names.classes
+
+    # class_of(aai), label(aai), ended_at(aai) and ident_of(aai): the directory's, bound in
+    # __init__ (an actor's class, how errors name it, when it ended, its scenario id).
 
     def create(
         self, creator: int, count: int, cls: type, hint: Any, tag: Any, kwargs: dict
@@ -589,9 +577,17 @@ class Kernel:
         """Take ``actor`` out of the agenda now and out of the rank at the end of the tick."""
         self.agenda.remove_actor(actor.aai)
         self._terminating.append(actor)
+        self._ends.append(actor.aai)
         self._changed = True
 
     def _remove_terminated(self) -> None:
+        """End this tick's terminated actors here, and their directory entries everywhere.
+
+        An ended entry has no handlers, so a later send to it is refused at the
+        send, in the sender's handler, on every layout alike.
+        """
+        self._names.end(self._ending, self.tick)
+        self._ending = []
         for actor in self._terminating:
             self._actors[actor.aai] = None
         self._alive -= len(self._terminating)

@@ -38,9 +38,11 @@ class Failure:
     message: str
     traceback: str = ""
     rank: int = 0
+    ident: str = ""  # the actor's scenario id, when it has one
 
     def describe(self) -> str:
-        where = f"actor {self.aai} ({self.class_name})" if self.aai else "the engine"
+        named = f"{self.class_name}, id {self.ident!r}" if self.ident else self.class_name
+        where = f"actor {self.aai} ({named})" if self.aai else "the engine"
         return (
             f"model failure in {where}, {self.handler}, at tick {self.tick} diasca {self.diasca}"
             f" on rank {self.rank}: {self.message}"
@@ -59,6 +61,7 @@ class Report:
     next_tick: int | None = None
     creations: list[Creation] = field(default_factory=list)
     failures: list[Failure] = field(default_factory=list)
+    terminated: list[int] = field(default_factory=list)  # AAIs that called terminate()
     interrupt: bool = False
     tick: int = 0
     diasca: int = 0
@@ -77,6 +80,7 @@ class Report:
             next_tick=min(ticks) if ticks else None,
             creations=creations,
             failures=failures,
+            terminated=sorted(a for r in reports for a in r.terminated),
             interrupt=any(r.interrupt for r in reports),
             tick=reports[0].tick,
             diasca=reports[0].diasca,

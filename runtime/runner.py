@@ -234,7 +234,7 @@ def _kernel(
     )
     for entry in scenario.actors:
         if entry.count:
-            kernel.add_actors(entry.cls, entry.count, entry.hint, **entry.args)
+            kernel.add_actors(entry.cls, entry.count, entry.hint, entry.id, **entry.args)
     for pop in scenario.populations:  # dense populations: a block on every rank
         try:
             kernel.add_population(pop.cls, pop.name, scenario.process_grid, pop.args)

@@ -273,3 +273,43 @@ def test_a_run_folder_name_too_long_for_the_file_system_is_one_line(tmp_path, wh
     )
     _refused(done, tmp_path / "never", "cannot write the run folder")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.py", "s.toml"]
+
+
+# --- issue 13: messaging errors name actors by their scenario ids -----------------------------
+
+FLOCK = """\
+from engine import Actor
+
+
+class Sheep(Actor):
+    def __init__(self, patch: int = 0) -> None:
+        self.patch = patch
+
+    def on_first_diasca(self):
+        self.send(self.patch + 1, "arrive")  # off by one: the patch is self.patch
+
+    def grazed(self, sender):
+        pass
+
+
+class Patch(Actor):
+    def arrive(self, sender):
+        pass
+"""
+
+
+def test_a_send_to_the_wrong_class_names_both_actors_by_scenario_id(tmp_path):
+    text = (
+        SIM
+        + "[[actors]]\nid = 'patch'\nclass = 'model.py:Patch'\n"
+        + "[[actors]]\nid = 'sheep'\nclass = 'model.py:Sheep'\ncount = 2\nargs = { patch = '@patch' }\n"
+    )
+    done, out = _cli(tmp_path, text, model=FLOCK)
+    assert done.returncode == 1, done.stderr[-2000:]
+    assert (
+        "error: model failure in actor 2 (Sheep, id 'sheep-0'), on_first_diasca, at tick 0 "
+        "diasca 0 on rank 0: MessageError: actor 2 (Sheep, id 'sheep-0') at tick 0 diasca 0 "
+        "(model.py:9) sent 'arrive' to actor 2 (Sheep, id 'sheep-0'): that actor is a Sheep, "
+        "which has no handler 'arrive' (Patch has one); check the AAI it sent to"
+    ) in done.stderr
+    assert "(Sheep, id 'sheep-0')" in (out / "failure.txt").read_text()

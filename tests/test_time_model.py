@@ -256,10 +256,13 @@ def test_message_to_deleted_actor_stops_the_run(make_kernel):
     stats = k.run()
     assert stats.status == "failed"
     (failure,) = stats.failures
-    assert (failure.tick, failure.diasca, failure.aai, failure.handler) == (4, 1, 1, "still_here")
+    # The send itself fails, in the sender, at the sender's timestamp and line.
+    assert (failure.tick, failure.diasca, failure.aai) == (4, 0, 2)
+    assert failure.handler == "act_spontaneous"
+    line = Friend.act_spontaneous.__code__.co_firstlineno + 1
     assert (
-        "actor 2 sent 'still_here' to actor 1, which had already terminated "
-        "(delivery at tick 4 diasca 1)" in failure.message
+        f"actor 2 (Friend) at tick 4 diasca 0 (test_time_model.py:{line}) sent 'still_here' "
+        f"to actor 1 (Leaver), which terminated at tick 2" in failure.message
     )
 
 
@@ -410,51 +413,60 @@ class Caller(Actor):
         self.send(self.target, self.handler)
 
 
+SENDER = "actor 1 (Caller) at tick 0 diasca 0 (test_time_model.py:{line})"
+
+
+class Other(Actor):
+    def arrive(self, sender: int) -> None:
+        pass
+
+
 @pytest.mark.parametrize(
     "target, handler, message",
     [
         (
             2,
             "nope",
-            "actor 1 (Caller) at tick 0 diasca 0 sent 'nope' to actor 2, but class Sink has no "
-            "handler 'nope'; define `def nope(self, sender, ...)` on Sink",
+            "sent 'nope' to actor 2 (Sink), which has no handler 'nope'; did you mean 'note'?",
+        ),
+        (
+            2,
+            "shout",
+            "sent 'shout' to actor 2 (Sink), but class Sink has no handler 'shout'; "
+            "define `def shout(self, sender, ...)` on Sink",
+        ),
+        (
+            2,
+            "arrive",
+            "sent 'arrive' to actor 2 (Sink): that actor is a Sink, which has no handler "
+            "'arrive' (Other has one); check the AAI it sent to",
         ),
         (
             2,
             "act_spontaneous",
-            "actor 1 (Caller) at tick 0 diasca 0 sent 'act_spontaneous' to actor 2 (Sink): "
+            "sent 'act_spontaneous' to actor 2 (Sink): "
             "'act_spontaneous' belongs to the Actor API, not to a message handler",
         ),
         (
             2,
             "_private",
-            "actor 1 (Caller) at tick 0 diasca 0 sent '_private' to actor 2, but class Sink has "
-            "no handler '_private'; define `def _private(self, sender, ...)` on Sink",
+            "sent '_private' to actor 2 (Sink), but '_private' is private: handlers are "
+            "public methods (no leading underscore)",
         ),
-        (
-            99,
-            "note",
-            "actor 1 (Caller) at tick 0 diasca 0 sent 'note' to 99, which is no actor's AAI",
-        ),
-        (
-            0,
-            "note",
-            "actor 1 (Caller) at tick 0 diasca 0 sent 'note' to 0, which is no actor's AAI",
-        ),
-        (
-            -1,
-            "note",
-            "actor 1 (Caller) at tick 0 diasca 0 sent 'note' to -1, which is no actor's AAI",
-        ),
+        (99, "note", "sent 'note' to 99, which is no actor's AAI"),
+        (0, "note", "sent 'note' to 0, which is no actor's AAI"),
+        (-1, "note", "sent 'note' to -1, which is no actor's AAI"),
     ],
 )
 def test_send_errors_are_raised_at_the_send(make_kernel, target, handler, message):
     k = make_kernel(stop_tick=5)
     k.add_actors(Caller, target=target, handler=handler)
     k.add_actors(Sink)
+    k.add_actors(Other)
     stats = k.run()
     (failure,) = stats.failures
-    assert failure.message == f"MessageError: {message}"
+    line = Caller.on_first_diasca.__code__.co_firstlineno + 1
+    assert failure.message == f"MessageError: {SENDER.format(line=line)} {message}"
     assert failure.handler == "on_first_diasca"
 
 
@@ -516,7 +528,7 @@ def test_actor_arguments_become_attributes_without_a_constructor(make_kernel):
     assert series(k, "x") == [(0, 1, 42.0)]
 
 
-def test_message_to_deleted_actor_names_the_failing_delivery(make_kernel):
+def test_send_to_deleted_actor_names_both_actors_with_their_scenario_ids(make_kernel):
     class Early(Actor):
         def on_first_diasca(self) -> None:
             self.declare_termination()
@@ -529,17 +541,27 @@ def test_message_to_deleted_actor_names_the_failing_delivery(make_kernel):
             self.schedule_in(5)
 
         def act_spontaneous(self) -> None:
-            self.send(3, "note", 1)
             self.send(2, "ping")
 
     k = make_kernel(stop_tick=10)
-    k.add_actors(Sender)
-    k.add_actors(Early)
-    k.add_actors(Sink)
+    k.add_actors(Sender, 1, None, "sender")
+    k.add_actors(Early, 2, None, "early")
     stats = k.run()
     (f,) = stats.failures
-    assert (f.aai, f.class_name, f.handler, f.tick, f.diasca) == (2, "Early", "ping", 5, 1)
-    assert "actor 1 sent 'ping' to actor 2, which had already terminated" in f.message
+    assert (f.aai, f.class_name, f.ident, f.handler, f.tick, f.diasca) == (
+        1,
+        "Sender",
+        "sender",
+        "act_spontaneous",
+        5,
+        0,
+    )
+    line = Sender.act_spontaneous.__code__.co_firstlineno + 1
+    assert (
+        f"actor 1 (Sender, id 'sender') at tick 5 diasca 0 (test_time_model.py:{line}) sent "
+        f"'ping' to actor 2 (Early, id 'early-0'), which terminated at tick 0" in f.message
+    )
+    assert f.describe().startswith("model failure in actor 1 (Sender, id 'sender'), ")
 
 
 def test_bools_are_not_aais_but_numpy_integers_are(make_kernel):
@@ -623,3 +645,61 @@ def test_garbage_cycles_are_collected_during_a_long_run(make_kernel):
     # the run went on (it keeps only the initial actors out of collections).
     alive = max(v for _, _, v in series(k, "junk_alive"))
     assert alive < 30_000, alive
+
+
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_a_send_to_an_actor_ended_on_another_rank_fails_as_on_one_rank(ranks):
+    from dense_support import run_ranks
+
+    def world(k):
+        k.add_actors(Leaver)
+        k.add_actors(Friend, 1, None, "friend", target=1, late=True)
+
+    def failure(kernels):
+        (f,) = {
+            (f.aai, f.tick, f.diasca, f.handler, f.message)
+            for k in kernels
+            for f in k.stats.failures
+        }
+        return f
+
+    one = failure(run_ranks(1, world, stop_tick=10))
+    assert one[:4] == (2, 4, 0, "act_spontaneous")
+    assert failure(run_ranks(ranks, world, stop_tick=10)) == one
+
+
+class Forgetful(Actor):
+    """Its handler forgot the ``sender`` parameter."""
+
+    def on_first_diasca(self) -> None:
+        self.send(self.aai, "grazed", 3)
+
+    def grazed(self, amount: int) -> None:
+        self.record("amount", amount)
+
+
+class Strict(Actor):
+    """Its handler has the right signature but raises a TypeError of its own."""
+
+    def on_first_diasca(self) -> None:
+        self.send(self.aai, "grazed", 3)
+
+    def grazed(self, sender: int, amount: int) -> None:
+        len(amount)
+
+
+def test_a_handler_without_the_sender_parameter_is_named_with_the_fix(make_kernel):
+    k = make_kernel(stop_tick=3)
+    k.add_actors(Forgetful)
+    (f,) = k.run().failures
+    assert (f.aai, f.handler, f.diasca) == (1, "grazed", 1)
+    assert f.message.startswith(
+        "MessageError: handler Forgetful.grazed(self, amount) cannot take this "
+        "message (Forgetful.grazed() takes 2 positional arguments but 3 were given); handlers "
+        "receive the sender's AAI first, then the message's arguments: "
+        "`def grazed(self, sender, ...)`"
+    )
+    k = make_kernel(stop_tick=3)
+    k.add_actors(Strict)
+    (f,) = k.run().failures
+    assert f.message == "TypeError: object of type 'int' has no len()"  # the model's own
