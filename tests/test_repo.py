@@ -225,3 +225,28 @@ def test_actor_uses_only_the_named_kernel_surface():
     kernel = Kernel()
     missing = [name for name in sorted(surface) if not hasattr(kernel, name)]
     assert not missing, f"Kernel lacks {missing} of KernelSurface"
+
+
+def test_the_readme_model_example_runs_as_written(tmp_path):
+    import subprocess
+    import sys
+
+    import h5py
+
+    text = (ROOT / "README.md").read_text()
+    section = text[text.index("## What a model looks like") : text.index("## The command line")]
+    (code,) = re.findall(r"```python\n(.*?)```", section, re.S)
+    (scenario,) = re.findall(r"```toml\n(.*?)```", section, re.S)
+    (tmp_path / "shop.py").write_text(code)
+    (tmp_path / "shop.toml").write_text(scenario)
+    done = subprocess.run(
+        [sys.executable, "-m", "runtime.cli", "run", "shop.toml", "--out", "out"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    with h5py.File(tmp_path / "out" / "results.h5") as f:
+        assert f.attrs["status"] == "completed"
+        assert {"money", "stock", "refused"} <= set(f["probes"])
