@@ -158,7 +158,7 @@ class Actor:
             return
         if not isinstance(n_ticks, numbers.Integral) or isinstance(n_ticks, bool) or n_ticks < 1:
             raise PlanningError(
-                f"actor {self._aai} ({type(self).__name__}) at tick {self._k.tick}: "
+                f"actor {self._k.label(self._aai)} at tick {self._k.tick}: "
                 f"schedule_in needs a whole number of ticks >= 1; got {n_ticks!r}"
             )
         self.add_spontaneous_tick(self._k.tick + int(n_ticks))
@@ -172,7 +172,7 @@ class Actor:
             self._refuse_plan(tick, "withdraw")
         if not k.withdraw(tick, self._aai):
             raise PlanningError(
-                f"actor {self._aai} ({type(self).__name__}) cannot withdraw tick {tick}: "
+                f"actor {self._k.label(self._aai)} cannot withdraw tick {tick}: "
                 f"it had not planned it"
             )
 
@@ -182,7 +182,7 @@ class Actor:
         self._refuse_plan(tick, verb)
 
     def _refuse_plan(self, tick: Any, verb: str) -> NoReturn:
-        who = f"actor {self._aai} ({type(self).__name__})"
+        who = f"actor {self._k.label(self._aai)}"
         now = self._k.tick
         if not isinstance(tick, int) or isinstance(tick, bool):
             why = f"a tick is a whole number; got {tick!r}"
@@ -201,7 +201,7 @@ class Actor:
         """Ask for a new actor; its AAI arrives next diasca in ``on_actor_created``."""
         if not (isinstance(cls, type) and issubclass(cls, Actor)):
             raise SimulationError(
-                f"actor {self._aai} ({type(self).__name__}): create_actor needs a subclass "
+                f"actor {self._k.label(self._aai)}: create_actor needs a subclass "
                 f"of engine.Actor; got {cls!r}"
             )
         self._ncreated += 1

@@ -541,7 +541,7 @@ class Kernel:
             return False
         for arg in args:  # every argument must pickle, on every layout: see engine.portable
             if type(arg) not in PLAIN_TYPES:
-                check_message(sender, target, handler, args)
+                check_message(sender, target, handler, args, self.label)
                 break
         if rank != self._rank:  # other ranks get the handler's name
             self._outbox.setdefault(rank, []).append((target, sender, handler, args))
@@ -570,7 +570,7 @@ class Kernel:
         self, creator: int, count: int, cls: type, hint: Any, tag: Any, kwargs: dict
     ) -> None:
         """Ask for a new actor; it gets its AAI at the end of the diasca, in canonical order."""
-        check_creation(creator, cls, hint, tag, kwargs)
+        check_creation(creator, cls, hint, tag, kwargs, self.label)
         self._creations.append((creator, count, cls, hint, tag, kwargs))
 
     def terminate(self, actor: Actor) -> None:

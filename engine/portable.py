@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import pickle
 import signal
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
@@ -54,18 +54,30 @@ def unpicklable(value: Any) -> str | None:
     return None
 
 
-def check_message(sender: int, target: int, handler: str, args: tuple) -> None:
-    """Raise MessageError naming the first argument of a message that cannot be pickled."""
+def check_message(
+    sender: int, target: int, handler: str, args: tuple, label: Callable[[int], str] = str
+) -> None:
+    """Raise MessageError naming the first argument of a message that cannot be pickled.
+
+    ``label`` names an actor in the message (the kernel's gives its class and id).
+    """
     bad = _first_unpicklable((f"argument {n}", arg) for n, arg in enumerate(args, 1))
     if bad is not None:
         name, value, why = bad
         raise MessageError(
-            f"actor {sender} sent '{handler}' to actor {target} with {name} "
+            f"actor {label(sender)} sent '{handler}' to actor {label(target)} with {name} "
             f"of type {type(value).__name__}, which cannot be pickled ({why}); {_FIX}"
         )
 
 
-def check_creation(creator: int, cls: type, hint: Any, tag: Any, kwargs: dict) -> None:
+def check_creation(
+    creator: int,
+    cls: type,
+    hint: Any,
+    tag: Any,
+    kwargs: dict,
+    label: Callable[[int], str] = str,
+) -> None:
     """Raise MessageError naming the first argument of a creation that cannot be pickled."""
     if plain((hint, tag)) and plain(tuple(kwargs.values())):
         return
@@ -74,7 +86,7 @@ def check_creation(creator: int, cls: type, hint: Any, tag: Any, kwargs: dict) -
     if bad is not None:
         name, value, why = bad
         raise MessageError(
-            f"actor {creator} asked to create a {cls.__name__} with {name} of type "
+            f"actor {label(creator)} asked to create a {cls.__name__} with {name} of type "
             f"{type(value).__name__}, which cannot be pickled ({why}); {_FIX}"
         )
 

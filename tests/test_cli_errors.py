@@ -302,7 +302,8 @@ def test_a_send_to_the_wrong_class_names_both_actors_by_scenario_id(tmp_path):
     text = (
         SIM
         + "[[actors]]\nid = 'patch'\nclass = 'model.py:Patch'\n"
-        + "[[actors]]\nid = 'sheep'\nclass = 'model.py:Sheep'\ncount = 2\nargs = { patch = '@patch' }\n"
+        + "[[actors]]\nid = 'sheep'\nclass = 'model.py:Sheep'\ncount = 2\n"
+        + "args = { patch = '@patch' }\n"
     )
     done, out = _cli(tmp_path, text, model=FLOCK)
     assert done.returncode == 1, done.stderr[-2000:]

@@ -169,8 +169,8 @@ def test_an_unpicklable_message_is_a_model_failure_on_every_layout(tmp_path, wha
     _assert_failed_and_kept(proc, out, first)
     assert first.startswith(
         f"error: model failure in actor 3 (Faulty), act_spontaneous, at tick 3 diasca 0 on "
-        f"rank {ranks - 1}: MessageError: actor 3 sent 'hello' to actor 4 with argument 1 of "
-        f"type {UNPICKLABLE[what]}, which cannot be pickled ("
+        f"rank {ranks - 1}: MessageError: actor 3 (Faulty) sent 'hello' to actor 4 (Faulty) "
+        f"with argument 1 of type {UNPICKLABLE[what]}, which cannot be pickled ("
     ), first
 
 

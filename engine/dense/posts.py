@@ -87,7 +87,7 @@ class _Posts:
         else:
             known = ", ".join(decl.names + (decl.param_names if not watching else []))
             raise SimulationError(
-                f"actor {actor.aai} ({type(actor).__name__}): population {self._name!r} has no "
+                f"actor {self._kernel.label(actor.aai)}: population {self._name!r} has no "
                 f"{'field' if watching else 'field or parameter'} {name!r}; it has {known}"
             )
         if not watching:
@@ -95,12 +95,12 @@ class _Posts:
                 value, (int, float, np.integer, np.floating)
             ):
                 raise SimulationError(
-                    f"actor {actor.aai} ({type(actor).__name__}): a post to {name!r} of "
+                    f"actor {self._kernel.label(actor.aai)}: a post to {name!r} of "
                     f"population {self._name!r} needs a number; got {value!r}"
                 )
             if not math.isfinite(float(value)):
                 raise SimulationError(
-                    f"actor {actor.aai} ({type(actor).__name__}): a post to {name!r} of "
+                    f"actor {self._kernel.label(actor.aai)}: a post to {name!r} of "
                     f"population {self._name!r} needs a finite number; got {value!r}"
                 )
         k = self._kernel
