@@ -62,8 +62,12 @@ def _mix64_array(z):  # noqa: ANN001, ANN202 - NumPy uint64 arrays
     return z ^ (z >> np.uint64(31))
 
 
-class Random:
-    """An actor's own generator: reproducible from (seed, AAI), 2 integers of state."""
+class _PyStream:
+    """The reference stream: (key, count) and the draws, in Python.
+
+    ``engine._stream.Stream`` (C, built with the package when a compiler is at
+    hand) gives the same draws several times faster; the tests compare both.
+    """
 
     __slots__ = ("_key", "_count")
 
@@ -77,11 +81,6 @@ class Random:
         z = ((z ^ (z >> 30)) * _M1) & _MASK
         z = ((z ^ (z >> 27)) * _M2) & _MASK
         return z ^ (z >> 31)
-
-    @property
-    def state(self) -> tuple[int, int]:
-        """(key, draws so far): enough to rebuild the generator exactly."""
-        return (self._key, self._count)
 
     def random(self) -> float:
         """A float uniform on [0, 1), with 53 random bits."""
@@ -113,6 +112,28 @@ class Random:
             if z < threshold:
                 self._count = c
                 return low + z % span
+
+
+try:
+    from ._stream import Stream as _Stream
+except ImportError:  # built without a C compiler: the same draws, slower
+    _Stream = _PyStream  # type: ignore[misc,assignment]
+
+COMPILED = _Stream is not _PyStream  # whether draws run in C (benchmarks report it)
+
+
+class Random(_Stream):
+    """An actor's own generator: reproducible from (seed, AAI), 2 integers of state."""
+
+    __slots__ = ()
+    # The compiled integers() hands unusual arguments (NumPy integers, huge spans,
+    # errors) to the reference implementation, which has the same rules.
+    _integers = _PyStream.integers
+
+    @property
+    def state(self) -> tuple[int, int]:
+        """(key, draws so far): enough to rebuild the generator exactly."""
+        return (self._key, self._count)
 
     def exponential(self, mean: float) -> float:
         """An exponential variate of the given mean (inverse transform)."""

@@ -175,3 +175,63 @@ def test_integers_take_numpy_bounds_and_refuse_empty_spans():
     for low, high in [(5, 5), (3, 1), (0, 2**64 + 1)]:
         with pytest.raises(ValueError, match="need low < high"):
             g.integers(low, high)
+
+
+# --- the compiled streams (engine/_stream.c) against the reference -------------------------
+
+from engine.random import COMPILED, _PyStream  # noqa: E402
+
+
+def test_the_compiled_streams_are_built_where_a_compiler_is():
+    import shutil
+    import sysconfig
+
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        pytest.skip(f"no C compiler ({compiler}): the Python streams are used")
+    assert COMPILED, "engine/_stream.c was not built: reinstall with `pip install -e .`"
+
+
+SPANS = [
+    (0, 1),
+    (0, 2),
+    (5, 9),
+    (0, 1000),
+    (-7, 3),
+    (0, 3),
+    (0, 2**20 + 1),
+    (0, 2**62),
+    (0, 2**62 + 1),  # beyond the compiled fast path
+    (-(2**63), 2**63 - 1),
+    (0, 2**64 - 1),
+    (10**30, 10**30 + 7),
+]
+
+
+@pytest.mark.parametrize("key", [0, 1, 2**63 + 5, 2**64 - 1, stream_key(7, 12)])
+def test_compiled_and_reference_streams_draw_the_same(key):
+    import numpy as np
+
+    fast, ref = Random(key), _PyStream(key)
+    for i in range(400):
+        assert fast.random() == ref.random()
+        low, high = SPANS[i % len(SPANS)]
+        assert fast.integers(low, high) == ref.integers(low, high)
+        assert fast.integers(np.int64(3), np.int32(11)) == ref.integers(3, 11)
+        assert fast._next64() == ref._next64()
+        assert (fast._key, fast._count) == (ref._key, ref._count)
+    with pytest.raises(ValueError, match="need low < high"):
+        fast.integers(3, 3)
+
+
+def test_a_stream_pickles_and_copies_with_its_count():
+    import copy
+    import pickle
+
+    r = Random(stream_key(1, 2))
+    r.random()
+    r.integers(0, 10)
+    state, following = r.state, Random(*r.state).random()
+    for twin in (pickle.loads(pickle.dumps(r, protocol=5)), copy.deepcopy(r)):
+        assert type(twin) is Random and twin.state == state
+        assert twin.random() == following

@@ -1,0 +1,163 @@
+/* The compiled core of engine.random.Random: the same draws, without big-int arithmetic.
+ *
+ * A stream is a 64-bit key and a draw counter; draw n is SplitMix64's finaliser of
+ * key + n * golden, modulo 2**64. Python's version masks its big integers to 64 bits
+ * at every step, which unsigned C arithmetic does for free, so both give the same
+ * bits. engine/random.py holds the reference implementation, used whenever this
+ * module could not be built, and the tests compare the two draw for draw.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+
+#define GOLDEN 0x9E3779B97F4A7C15ULL
+#define M1 0xBF58476D1CE4E5B9ULL
+#define M2 0x94D049BB133111EBULL
+
+typedef struct {
+    PyObject_HEAD
+    uint64_t key;
+    uint64_t count;
+} Stream;
+
+static inline uint64_t next64(Stream *s)
+{
+    uint64_t z = s->key + (++s->count) * GOLDEN;
+    z = (z ^ (z >> 30)) * M1;
+    z = (z ^ (z >> 27)) * M2;
+    return z ^ (z >> 31);
+}
+
+static int Stream_init(Stream *self, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"key", "count", NULL};
+    PyObject *key, *count = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O", names, &key, &count))
+        return -1;
+    self->key = PyLong_AsUnsignedLongLong(key);
+    if (PyErr_Occurred())
+        return -1;
+    self->count = 0;
+    if (count != NULL) {
+        self->count = PyLong_AsUnsignedLongLong(count);
+        if (PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+static PyObject *Stream_random(Stream *self, PyObject *unused)
+{
+    return PyFloat_FromDouble((double)(next64(self) >> 11) * 0x1.0p-53);
+}
+
+static PyObject *Stream_next64(Stream *self, PyObject *unused)
+{
+    return PyLong_FromUnsignedLongLong(next64(self));
+}
+
+/* integers(low, high) for Python ints whose span fits in 63 bits; anything else goes to
+ * the Python method _integers, which has the same rules. */
+static PyObject *Stream_integers(Stream *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2)
+        return PyErr_Format(PyExc_TypeError, "integers() takes 2 arguments (%zd given)", nargs);
+    if (PyLong_CheckExact(args[0]) && PyLong_CheckExact(args[1])) {
+        int o1 = 0, o2 = 0;
+        long long low = PyLong_AsLongLongAndOverflow(args[0], &o1);
+        long long high = PyLong_AsLongLongAndOverflow(args[1], &o2);
+        if (!o1 && !o2 && !PyErr_Occurred() && low < high
+            && (unsigned long long)high - (unsigned long long)low <= (1ULL << 62)) {
+            uint64_t span = (uint64_t)high - (uint64_t)low;
+            if (span == 1)
+                return PyLong_FromLongLong(low); /* no draw */
+            if ((span & (span - 1)) == 0) { /* a power of two: its top bits */
+                int bits = 63 - __builtin_clzll(span);
+                return PyLong_FromLongLong(low + (long long)(next64(self) >> (64 - bits)));
+            }
+            uint64_t threshold = (uint64_t)0 - ((uint64_t)0 - span) % span;
+            for (;;) {
+                uint64_t z = next64(self);
+                if (z < threshold)
+                    return PyLong_FromLongLong(low + (long long)(z % span));
+            }
+        }
+        PyErr_Clear();
+    }
+    return PyObject_CallMethod((PyObject *)self, "_integers", "OO", args[0], args[1]);
+}
+
+static PyObject *Stream_get_key(Stream *self, void *closure)
+{
+    return PyLong_FromUnsignedLongLong(self->key);
+}
+
+static PyObject *Stream_get_count(Stream *self, void *closure)
+{
+    return PyLong_FromUnsignedLongLong(self->count);
+}
+
+static int Stream_set_count(Stream *self, PyObject *value, void *closure)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_AttributeError, "the draw count cannot be deleted");
+        return -1;
+    }
+    uint64_t count = PyLong_AsUnsignedLongLong(value);
+    if (PyErr_Occurred())
+        return -1;
+    self->count = count;
+    return 0;
+}
+
+static PyObject *Stream_reduce(Stream *self, PyObject *unused)
+{
+    return Py_BuildValue("O(KK)", (PyObject *)Py_TYPE(self), self->key, self->count);
+}
+
+static PyMethodDef Stream_methods[] = {
+    {"random", (PyCFunction)Stream_random, METH_NOARGS, "A float uniform on [0, 1), 53 bits."},
+    {"_next64", (PyCFunction)Stream_next64, METH_NOARGS, "The next 64 random bits."},
+    {"integers", (PyCFunction)(void (*)(void))Stream_integers, METH_FASTCALL,
+     "An integer uniform on [low, high), without modulo bias."},
+    {"__reduce__", (PyCFunction)Stream_reduce, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef Stream_getset[] = {
+    {"_key", (getter)Stream_get_key, NULL, "the stream's key", NULL},
+    {"_count", (getter)Stream_get_count, (setter)Stream_set_count, "draws so far", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject StreamType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "engine._stream.Stream",
+    .tp_basicsize = sizeof(Stream),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "A counter-based 64-bit random stream: (key, count).",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Stream_init,
+    .tp_methods = Stream_methods,
+    .tp_getset = Stream_getset,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "engine._stream", "Compiled draws of engine.random.Random.", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__stream(void)
+{
+    if (PyType_Ready(&StreamType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&StreamType);
+    if (PyModule_AddObject(m, "Stream", (PyObject *)&StreamType) < 0) {
+        Py_DECREF(&StreamType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}
