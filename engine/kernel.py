@@ -17,6 +17,7 @@ import time
 import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from operator import itemgetter
 from typing import Any
 
@@ -24,12 +25,12 @@ from .actor import Actor, call_failed, signature_hint
 from .agenda import Agenda
 from .directory import Directory
 from .errors import MessageError, SimulationError
+from .mail import Mail
 from .portable import PLAIN_TYPES, check_creation, check_message, describe, users_interrupt
 from .probes import ProbeStore
 from .random import Random, stream_keys
 from .trace import TickTrace
 from .transport import (
-    Envelope,
     Failure,
     InboxEntry,
     LocalTransport,
@@ -164,10 +165,10 @@ class Kernel:
         self._alive = 0
         self.agenda = Agenda()  # the Actor API plans with agenda[tick].add(aai)
         self.withdraw = self.agenda.withdraw
-        # By target AAI, for the next diasca: one entry, or a list when several.
-        self._inbox: dict[int, InboxEntry | list[InboxEntry]] = {}
-        self._extra = 0  # messages in the inbox beyond one per target
-        self._outbox: dict[int, list[Envelope]] = {}  # by destination rank
+        # Messages for the next diasca (engine.mail): this rank's inbox, other ranks' batches.
+        check = partial(check_message, label=names.label)
+        self._mail = Mail(self._directory, self._rank, PLAIN_TYPES, check)
+        self.post = self._mail.post  # the Actor API's send, without a frame of its own
         self._creations: list = []
         self._terminating: list[Actor] = []
         self._ends: list[int] = []  # AAIs that called terminate() this diasca, to report
@@ -298,16 +299,16 @@ class Kernel:
                 # Only once: freezing after later diascas would also freeze the garbage
                 # cycles made meanwhile, until the end of the run.
                 gc.freeze()
-            outgoing, self._outbox = self._outbox, {}
+            outgoing, mail = self._mail.take_outbox(), self._mail
             crossing = sum(map(len, outgoing.values()))
-            row.sent += crossing + len(self._inbox) + self._extra
+            row.sent += crossing + len(mail.inbox) + mail.extra
             row.crossing += crossing
             t1 = clock()
             incoming = transport.exchange(outgoing)
             if incoming:
-                self._accept(incoming)
+                mail.accept(incoming)
             report = Report(
-                active=bool(self._inbox or outgoing or self._creations or self._changed),
+                active=bool(mail.inbox or outgoing or self._creations or self._changed),
                 next_tick=self._next_tick(tick),
                 creations=self._creations,
                 failures=[failure] if failure else [],
@@ -365,9 +366,8 @@ class Kernel:
 
     def _run_diasca(self, tick: int, diasca: int) -> Failure | None:
         actors = self._actors
-        inbox, self._inbox = self._inbox, {}  # what was sent last diasca; new sends wait
-        self.stats.messages += len(inbox) + self._extra
-        self._extra = 0
+        inbox, count = self._mail.take()  # what was sent last diasca; new sends wait
+        self.stats.messages += count
         aai, handler = 0, "engine"
         try:
             if diasca == 0 and self._populations:
@@ -527,36 +527,7 @@ class Kernel:
     # Besides tick, diasca, tick_duration, probes, agenda and withdraw (attributes),
     # and population(), the Actor API uses these methods and nothing else.
 
-    def post(self, sender: int, target: int, handler: str, args: tuple) -> bool:
-        """Queue a message for the next diasca: this rank's inbox, or another rank's batch.
-
-        False, and nothing queued, when ``target`` is no actor or has no such handler.
-        """
-        try:
-            rank, handlers, _ = self._directory[target]
-            fn = handlers.get(handler)
-            if fn is None or target <= 0:
-                return False
-        except (IndexError, TypeError):  # an AAI past the last, an unhashable handler
-            return False
-        for arg in args:  # every argument must pickle, on every layout: see engine.portable
-            if type(arg) not in PLAIN_TYPES:
-                check_message(sender, target, handler, args, self.label)
-                break
-        if rank != self._rank:  # other ranks get the handler's name
-            self._outbox.setdefault(rank, []).append((target, sender, handler, args))
-            return True
-        inbox = self._inbox
-        box = inbox.get(target)
-        if box is None:  # the common case: one message per target and diasca
-            inbox[target] = (sender, fn, args)
-        elif type(box) is tuple:
-            inbox[target] = [box, (sender, fn, args)]
-            self._extra += 1
-        else:
-            box.append((sender, fn, args))
-            self._extra += 1
-        return True
+    # post(sender, target, handler, args): the mail's, bound in __init__ (engine.mail).
 
     @property
     def classes(self) -> Sequence[type]:
@@ -593,19 +564,3 @@ class Kernel:
         self._alive -= len(self._terminating)
         self.stats.deleted += len(self._terminating)
         self._terminating = []
-
-    def _accept(self, envelopes: list[Envelope]) -> None:
-        """Put messages from other ranks into the inbox, as ``post`` does local ones."""
-        inbox, directory, extra = self._inbox, self._directory, 0
-        for target, sender, handler, args in envelopes:
-            fn = directory[target][1][handler]  # the sender's rank checked the name
-            box = inbox.get(target)
-            if box is None:
-                inbox[target] = (sender, fn, args)
-            elif type(box) is tuple:
-                inbox[target] = [box, (sender, fn, args)]
-                extra += 1
-            else:
-                box.append((sender, fn, args))
-                extra += 1
-        self._extra += extra

@@ -1,0 +1,328 @@
+/* The compiled mail of engine.mail: post() and accept() without a Python frame each.
+ *
+ * engine/mail.py holds the reference (_PyMail), which this type follows step for
+ * step: the same checks, in the same order, the same inbox and outbox shapes. It
+ * is used whenever this module could not be built, and the tests run models on
+ * both and compare them.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <structmember.h>
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *directory; /* list of (rank, handlers, class number) */
+    long rank;
+    PyObject *plain; /* frozenset of types */
+    PyObject *check; /* check(sender, target, handler, args) */
+    PyObject *inbox; /* dict */
+    PyObject *outbox; /* dict */
+    Py_ssize_t extra;
+} Mail;
+
+static int Mail_init(Mail *self, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"directory", "rank", "plain", "check", NULL};
+    PyObject *directory, *plain, *check;
+    long rank;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O!lO!O", names, &PyList_Type, &directory,
+                                     &rank, &PyFrozenSet_Type, &plain, &check))
+        return -1;
+    PyObject *inbox = PyDict_New(), *outbox = PyDict_New();
+    if (inbox == NULL || outbox == NULL) {
+        Py_XDECREF(inbox);
+        Py_XDECREF(outbox);
+        return -1;
+    }
+    Py_INCREF(directory);
+    Py_INCREF(plain);
+    Py_INCREF(check);
+    Py_XSETREF(self->directory, directory);
+    Py_XSETREF(self->plain, plain);
+    Py_XSETREF(self->check, check);
+    Py_XSETREF(self->inbox, inbox);
+    Py_XSETREF(self->outbox, outbox);
+    self->rank = rank;
+    self->extra = 0;
+    return 0;
+}
+
+static int Mail_traverse(Mail *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->directory);
+    Py_VISIT(self->plain);
+    Py_VISIT(self->check);
+    Py_VISIT(self->inbox);
+    Py_VISIT(self->outbox);
+    return 0;
+}
+
+static int Mail_clear(Mail *self)
+{
+    Py_CLEAR(self->directory);
+    Py_CLEAR(self->plain);
+    Py_CLEAR(self->check);
+    Py_CLEAR(self->inbox);
+    Py_CLEAR(self->outbox);
+    return 0;
+}
+
+static void Mail_dealloc(Mail *self)
+{
+    PyObject_GC_UnTrack(self);
+    Mail_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+/* Add (sender, fn, args) to the inbox entry of target, as a tuple or a list of them. */
+static int deliver_to(Mail *self, PyObject *target, PyObject *sender, PyObject *fn,
+                      PyObject *args)
+{
+    PyObject *entry = PyTuple_Pack(3, sender, fn, args);
+    if (entry == NULL)
+        return -1;
+    PyObject *box = PyDict_GetItemWithError(self->inbox, target); /* borrowed */
+    int status;
+    if (box == NULL) {
+        status = PyErr_Occurred() ? -1 : PyDict_SetItem(self->inbox, target, entry);
+    } else if (PyTuple_CheckExact(box)) {
+        PyObject *list = PyList_New(2);
+        if (list == NULL) {
+            Py_DECREF(entry);
+            return -1;
+        }
+        Py_INCREF(box);
+        PyList_SET_ITEM(list, 0, box);
+        Py_INCREF(entry);
+        PyList_SET_ITEM(list, 1, entry);
+        status = PyDict_SetItem(self->inbox, target, list);
+        Py_DECREF(list);
+        self->extra += 1;
+    } else {
+        status = PyList_Append(box, entry);
+        self->extra += 1;
+    }
+    Py_DECREF(entry);
+    return status;
+}
+
+/* handlers.get(handler) as a new reference (Py_None when absent), NULL with an error set. */
+static PyObject *lookup(PyObject *handlers, PyObject *handler)
+{
+    if (PyDict_CheckExact(handlers)) {
+        PyObject *fn = PyDict_GetItemWithError(handlers, handler);
+        if (fn == NULL)
+            return PyErr_Occurred() ? NULL : Py_NewRef(Py_None);
+        return Py_NewRef(fn);
+    }
+    return PyObject_CallMethod(handlers, "get", "O", handler);
+}
+
+static PyObject *Mail_post(Mail *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4)
+        return PyErr_Format(PyExc_TypeError, "post() takes 4 arguments (%zd given)", nargs);
+    PyObject *sender = args[0], *target = args[1], *handler = args[2], *margs = args[3];
+    if (!PyLong_Check(target) || !PyTuple_Check(margs))
+        Py_RETURN_FALSE;
+    Py_ssize_t t = PyLong_AsSsize_t(target);
+    if (t == -1 && PyErr_Occurred()) {
+        PyErr_Clear();
+        Py_RETURN_FALSE;
+    }
+    if (t <= 0 || t >= PyList_GET_SIZE(self->directory))
+        Py_RETURN_FALSE;
+    PyObject *entry = PyList_GET_ITEM(self->directory, t);
+    PyObject *fn = lookup(PyTuple_GET_ITEM(entry, 1), handler);
+    if (fn == NULL) {
+        if (!PyErr_ExceptionMatches(PyExc_TypeError))
+            return NULL;
+        PyErr_Clear(); /* an unhashable handler */
+        Py_RETURN_FALSE;
+    }
+    if (fn == Py_None) {
+        Py_DECREF(fn);
+        Py_RETURN_FALSE;
+    }
+    Py_ssize_t n = PyTuple_GET_SIZE(margs);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int plain = PySet_Contains(self->plain, (PyObject *)Py_TYPE(PyTuple_GET_ITEM(margs, i)));
+        if (plain < 0)
+            goto error;
+        if (!plain) {
+            PyObject *done = PyObject_CallFunctionObjArgs(self->check, sender, target, handler,
+                                                          margs, NULL);
+            if (done == NULL)
+                goto error;
+            Py_DECREF(done);
+            break;
+        }
+    }
+    PyObject *rank = PyTuple_GET_ITEM(entry, 0);
+    long r = PyLong_AsLong(rank);
+    if (r == -1 && PyErr_Occurred())
+        goto error;
+    if (r != self->rank) { /* other ranks get the handler's name */
+        PyObject *batch = PyDict_GetItemWithError(self->outbox, rank); /* borrowed */
+        if (batch == NULL) {
+            if (PyErr_Occurred())
+                goto error;
+            batch = PyList_New(0);
+            if (batch == NULL || PyDict_SetItem(self->outbox, rank, batch) < 0) {
+                Py_XDECREF(batch);
+                goto error;
+            }
+            Py_DECREF(batch); /* the outbox holds it */
+        }
+        PyObject *envelope = PyTuple_Pack(4, target, sender, handler, margs);
+        if (envelope == NULL || PyList_Append(batch, envelope) < 0) {
+            Py_XDECREF(envelope);
+            goto error;
+        }
+        Py_DECREF(envelope);
+        Py_DECREF(fn);
+        Py_RETURN_TRUE;
+    }
+    if (deliver_to(self, target, sender, fn, margs) < 0)
+        goto error;
+    Py_DECREF(fn);
+    Py_RETURN_TRUE;
+error:
+    Py_DECREF(fn);
+    return NULL;
+}
+
+static PyObject *Mail_accept(Mail *self, PyObject *envelopes)
+{
+    PyObject *it = PyObject_GetIter(envelopes);
+    if (it == NULL)
+        return NULL;
+    PyObject *envelope;
+    while ((envelope = PyIter_Next(it)) != NULL) {
+        PyObject *target, *sender, *handler, *margs;
+        if (!PyArg_UnpackTuple(envelope, "envelope", 4, 4, &target, &sender, &handler, &margs))
+            goto error;
+        PyObject *entry = PyObject_GetItem(self->directory, target);
+        if (entry == NULL)
+            goto error;
+        PyObject *handlers = PySequence_GetItem(entry, 1);
+        Py_DECREF(entry);
+        if (handlers == NULL)
+            goto error;
+        PyObject *fn = PyObject_GetItem(handlers, handler); /* the sender's rank checked it */
+        Py_DECREF(handlers);
+        if (fn == NULL)
+            goto error;
+        int status = deliver_to(self, target, sender, fn, margs);
+        Py_DECREF(fn);
+        if (status < 0)
+            goto error;
+        Py_DECREF(envelope);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+error:
+    Py_DECREF(envelope);
+    Py_DECREF(it);
+    return NULL;
+}
+
+static PyObject *Mail_take(Mail *self, PyObject *unused)
+{
+    PyObject *fresh = PyDict_New();
+    if (fresh == NULL)
+        return NULL;
+    PyObject *result = Py_BuildValue("(On)", self->inbox,
+                                     PyDict_GET_SIZE(self->inbox) + self->extra);
+    if (result == NULL) {
+        Py_DECREF(fresh);
+        return NULL;
+    }
+    Py_SETREF(self->inbox, fresh);
+    self->extra = 0;
+    return result;
+}
+
+static PyObject *Mail_take_outbox(Mail *self, PyObject *unused)
+{
+    PyObject *fresh = PyDict_New();
+    if (fresh == NULL)
+        return NULL;
+    PyObject *outbox = self->outbox;
+    self->outbox = fresh;
+    return outbox; /* the reference the mail held */
+}
+
+static PyMethodDef Mail_methods[] = {
+    {"post", (PyCFunction)(void (*)(void))Mail_post, METH_FASTCALL,
+     "Queue a message for the next diasca; False when the target or handler is unknown."},
+    {"accept", (PyCFunction)Mail_accept, METH_O, "Put messages from other ranks in the inbox."},
+    {"take", (PyCFunction)Mail_take, METH_NOARGS, "The inbox and its message count."},
+    {"take_outbox", (PyCFunction)Mail_take_outbox, METH_NOARGS, "This diasca's envelopes."},
+    {NULL, NULL, 0, NULL},
+};
+
+static int set_dict(PyObject **slot, PyObject *value, const char *name)
+{
+    if (value == NULL || !PyDict_CheckExact(value)) {
+        PyErr_Format(PyExc_TypeError, "%s must be a dict", name);
+        return -1;
+    }
+    Py_INCREF(value);
+    Py_SETREF(*slot, value);
+    return 0;
+}
+
+static PyObject *Mail_get_inbox(Mail *self, void *c) { return Py_NewRef(self->inbox); }
+static int Mail_set_inbox(Mail *self, PyObject *v, void *c) { return set_dict(&self->inbox, v, "inbox"); }
+static PyObject *Mail_get_outbox(Mail *self, void *c) { return Py_NewRef(self->outbox); }
+static int Mail_set_outbox(Mail *self, PyObject *v, void *c) { return set_dict(&self->outbox, v, "outbox"); }
+
+static PyGetSetDef Mail_getset[] = {
+    {"inbox", (getter)Mail_get_inbox, (setter)Mail_set_inbox, "target AAI -> entry or list", NULL},
+    {"outbox", (getter)Mail_get_outbox, (setter)Mail_set_outbox, "rank -> envelopes", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef Mail_members[] = {
+    {"extra", T_PYSSIZET, offsetof(Mail, extra), 0, "messages beyond one per target"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject MailType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "engine._mail.Mail",
+    .tp_basicsize = sizeof(Mail),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A rank's mail: the inbox of the next diasca and the envelopes for other ranks.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Mail_init,
+    .tp_dealloc = (destructor)Mail_dealloc,
+    .tp_traverse = (traverseproc)Mail_traverse,
+    .tp_clear = (inquiry)Mail_clear,
+    .tp_methods = Mail_methods,
+    .tp_getset = Mail_getset,
+    .tp_members = Mail_members,
+};
+
+static struct PyModuleDef module = {
+    PyModuleDef_HEAD_INIT, "engine._mail", "Compiled mail of engine.mail.", -1, NULL,
+};
+
+PyMODINIT_FUNC PyInit__mail(void)
+{
+    if (PyType_Ready(&MailType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&MailType);
+    if (PyModule_AddObject(m, "Mail", (PyObject *)&MailType) < 0) {
+        Py_DECREF(&MailType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
+}

@@ -1,0 +1,108 @@
+"""A rank's mail: messages posted this diasca, for this rank's inbox or for other ranks.
+
+``post`` is the hottest call of an actor model after the handlers themselves,
+so ``engine._mail.Mail`` (C, built with the package when a compiler is at hand)
+does exactly what :class:`_PyMail`, the reference below, does; the tests run
+the same models on both and compare them.
+
+The inbox maps a target AAI to one ``InboxEntry`` (sender, handler function,
+args), or to a list of them when several messages reach it in one diasca;
+``extra`` counts the messages beyond the first per target, so that
+``len(inbox) + extra`` is the number of messages. The outbox maps a rank to its
+envelopes (target, sender, handler name, args).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from .transport import Envelope, InboxEntry
+
+Inbox = dict[int, InboxEntry | list[InboxEntry]]
+
+
+class _PyMail:
+    """The reference mail.
+
+    ``directory`` is the kernel's list of entries (rank, handlers, class number);
+    ``plain`` the argument types that need no picklability check, and
+    ``check(sender, target, handler, args)`` the check of the others.
+    """
+
+    __slots__ = ("_directory", "_rank", "_plain", "_check", "inbox", "outbox", "extra")
+
+    def __init__(
+        self, directory: list, rank: int, plain: frozenset, check: Callable[..., None]
+    ) -> None:
+        self._directory, self._rank, self._plain, self._check = directory, rank, plain, check
+        self.inbox: Inbox = {}
+        self.outbox: dict[int, list[Envelope]] = {}
+        self.extra = 0
+
+    def post(self, sender: int, target: int, handler: str, args: tuple) -> bool:
+        """Queue a message for the next diasca: this rank's inbox, or another rank's batch.
+
+        False, and nothing queued, when ``target`` is no actor or has no such handler.
+        """
+        try:
+            rank, handlers, _ = self._directory[target]
+            fn = handlers.get(handler)
+            if fn is None or target <= 0:
+                return False
+        except (IndexError, TypeError):  # an AAI past the last, an unhashable handler
+            return False
+        plain = self._plain
+        for arg in args:  # every argument must pickle, on every layout: see engine.portable
+            if type(arg) not in plain:
+                self._check(sender, target, handler, args)
+                break
+        if rank != self._rank:  # other ranks get the handler's name
+            self.outbox.setdefault(rank, []).append((target, sender, handler, args))
+            return True
+        inbox = self.inbox
+        box = inbox.get(target)
+        if box is None:  # the common case: one message per target and diasca
+            inbox[target] = (sender, fn, args)
+        elif type(box) is tuple:
+            inbox[target] = [box, (sender, fn, args)]
+            self.extra += 1
+        else:
+            box.append((sender, fn, args))
+            self.extra += 1
+        return True
+
+    def accept(self, envelopes: list[Envelope]) -> None:
+        """Put messages from other ranks into the inbox, as ``post`` does local ones."""
+        inbox, directory, extra = self.inbox, self._directory, 0
+        for target, sender, handler, args in envelopes:
+            fn = directory[target][1][handler]  # the sender's rank checked the name
+            box = inbox.get(target)
+            if box is None:
+                inbox[target] = (sender, fn, args)
+            elif type(box) is tuple:
+                inbox[target] = [box, (sender, fn, args)]
+                extra += 1
+            else:
+                box.append((sender, fn, args))
+                extra += 1
+        self.extra += extra
+
+    def take(self) -> tuple[Inbox, int]:
+        """The inbox and its message count, for delivery; new posts start a new inbox."""
+        inbox, count = self.inbox, len(self.inbox) + self.extra
+        self.inbox, self.extra = {}, 0
+        return inbox, count
+
+    def take_outbox(self) -> dict[int, list[Envelope]]:
+        """This diasca's envelopes by rank, for the exchange; new posts start a new outbox."""
+        outbox, self.outbox = self.outbox, {}
+        return outbox
+
+
+try:
+    from ._mail import Mail
+except ImportError:  # built without a C compiler: the same mail, slower
+    Mail: Any = _PyMail
+
+__all__: list[str] = []  # a unit of the kernel; nothing public

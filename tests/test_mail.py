@@ -1,0 +1,128 @@
+"""The compiled mail (engine/_mail.c) against its Python reference (engine.mail._PyMail)."""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+import numpy as np
+import pytest
+from dense_support import digest, run_ranks
+
+import engine.kernel
+from engine import Actor
+from engine.errors import MessageError
+from engine.mail import Mail, _PyMail
+from engine.portable import PLAIN_TYPES
+from models.phold import LP
+
+IMPLEMENTATIONS = [_PyMail] + ([Mail] if Mail is not _PyMail else [])
+
+
+def test_the_compiled_mail_is_built_where_the_compiled_streams_are():
+    from engine.random import COMPILED
+
+    assert (Mail is not _PyMail) == COMPILED
+
+
+def handler(actor, sender):  # a handler function as the directory holds it
+    pass
+
+
+def other(actor, sender):
+    pass
+
+
+def _mail(cls, checked):
+    table = {"ping": handler, "pong": other}
+    directory = [(-1, {}, -1), (0, table, 0), (0, table, 0), (1, table, 0), (2, table, 0)]
+    directory.append((0, MappingProxyType({}), 0))  # an ended actor
+
+    def check(sender, target, name, args):
+        checked.append((sender, target, name, args))
+        if any(isinstance(a, set) for a in args):
+            raise MessageError("a set cannot travel")
+
+    return cls(directory, 0, PLAIN_TYPES, check)
+
+
+POSTS = [
+    (1, 2, "ping", ()),
+    (3, 2, "pong", (1, 2.5)),
+    (4, 2, "ping", ("x", None)),  # three messages for one target: a list
+    (1, 1, "ping", ([1, 2],)),  # checked: a list
+    (1, 3, "ping", (7,)),  # rank 1: an envelope
+    (2, 3, "pong", ()),
+    (1, 4, "ping", (np.ones(2),)),  # rank 2, checked
+    (1, 0, "ping", ()),  # no actor 0
+    (1, -1, "ping", ()),
+    (1, 6, "ping", ()),  # past the last AAI
+    (1, 2**70, "ping", ()),
+    (1, 2, "nope", ()),  # no such handler
+    (1, 2, ["unhashable"], ()),
+    (1, 5, "ping", ()),  # an ended actor: no handlers
+    (1, "2", "ping", ()),
+]
+
+
+@pytest.mark.parametrize("cls", IMPLEMENTATIONS)
+def test_post_routes_refuses_and_checks_like_the_reference(cls):
+    ref_checked, checked = [], []
+    ref, mail = _mail(_PyMail, ref_checked), _mail(cls, checked)
+    for sender, target, name, args in POSTS:
+        assert mail.post(sender, target, name, args) == ref.post(sender, target, name, args)
+    assert mail.inbox == ref.inbox and mail.outbox == ref.outbox and mail.extra == ref.extra
+    assert mail.extra == 2 and sorted(mail.inbox) == [1, 2] and sorted(mail.outbox) == [1, 2]
+    assert checked == ref_checked and len(checked) == 2
+    with pytest.raises(MessageError, match="a set cannot travel"):
+        mail.post(1, 2, "ping", ({1},))
+    assert mail.post(1, 2, "ping", ()) is True
+    envelopes = mail.take_outbox()[1]
+    assert mail.outbox == {}
+    mail.accept(envelopes)
+    ref.take_outbox()
+    ref.post(1, 2, "ping", ())
+    ref.accept(envelopes)
+    inbox, count = mail.take()
+    assert (inbox, count) == ref.take() and count == 7  # 4 for actor 2, 1 for 1, 2 accepted
+    assert mail.inbox == {} and mail.extra == 0
+
+
+class Gossip(Actor):
+    """Messages of every shape: one or several per target, 0 to 3 arguments, lists."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def on_first_diasca(self) -> None:
+        self.schedule_in(1)
+
+    def act_spontaneous(self) -> None:
+        r = self.random
+        for k in range(1 + r.integers(0, 3)):
+            dest = 1 + r.integers(0, self.n)
+            [self.send(dest, "hear"), self.send(dest, "hear", k), self.send(dest, "told", k, [k])][
+                r.integers(0, 3)
+            ]
+        if self.tick < 30:
+            self.schedule_in(1 + r.integers(0, 3))
+
+    def hear(self, sender: int, *what) -> None:
+        self.record("heard", sender + sum(what))
+
+    def told(self, sender: int, k: int, items: list) -> None:
+        self.record("told", sender * 10 + k + len(items))
+
+
+def _world(k):
+    k.add_actors(Gossip, 40, None, n=40)
+    k.add_actors(LP, 40, None, n_lps=40, first=41, mean=2.0, record_every=5)
+
+
+@pytest.mark.parametrize("ranks", [1, 3])
+def test_runs_on_either_mail_give_the_same_results(monkeypatch, ranks):
+    results = []
+    for cls in (_PyMail, Mail):
+        monkeypatch.setattr(engine.kernel, "Mail", cls)
+        kernels = run_ranks(ranks, _world, stop_tick=40)
+        results.append((digest(kernels), sum(k.stats.messages for k in kernels)))
+    assert results[0] == results[1] and results[0][1] > 1000
