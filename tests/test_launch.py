@@ -12,7 +12,6 @@ from conftest import ROOT
 from runtime import launch
 from runtime.cli import _relaunch_args
 
-
 _LAUNCHER_VARIABLES = (
     *launch._SIZE_VARIABLES,
     *launch._RANK_VARIABLES,
