@@ -144,9 +144,26 @@ def test_the_doc_has_the_batch_scripts_this_file_runs():
         assert "srun --mpi=pmi2 pydiasca run" in script
 
 
+def _job(job: str) -> dict[str, str]:
+    """`scontrol show job` as {key: value}; {} once SLURM has forgotten the job."""
+    proc = subprocess.run(["scontrol", "-o", "show", "job", job], capture_output=True, text=True)
+    return dict(re.findall(r"(\w+)=(\S*)", proc.stdout)) if proc.returncode == 0 else {}
+
+
+_ENDED = ("COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "OUT_OF_MEMORY", "BOOT_FAIL")
+
+
 def _job_ended(job: str) -> bool:
-    proc = subprocess.run(["squeue", "-h", "-j", job], capture_output=True, text=True)
-    return proc.returncode != 0 or not proc.stdout.strip()
+    return _job(job).get("JobState", "COMPLETED") in _ENDED
+
+
+def _wait(job: str, seconds: float) -> str:
+    """The job's exit code once it has ended ('' if SLURM forgot it); at most ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while not _job_ended(job):
+        assert time.monotonic() < deadline, f"job {job} still runs after {seconds} s"
+        time.sleep(0.5)
+    return _job(job).get("ExitCode", "")
 
 
 def _home(tmp_path: Path) -> dict[str, str]:
@@ -160,21 +177,32 @@ def _home(tmp_path: Path) -> dict[str, str]:
     return {**os.environ, "HOME": str(home), "SCRATCH": str(tmp_path / "scratch")}
 
 
+def _submit(script: Path, cwd: Path, env: dict[str, str] | None = None) -> str:
+    """sbatch ``script`` from ``cwd``; its job id."""
+    proc = subprocess.run(
+        ["sbatch", "--parsable", str(script)],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout.strip().split(";")[0]
+
+
 @pytest.mark.parametrize("name", sorted(_doc_scripts()))
 def test_the_doc_batch_script_runs_as_written(name, tmp_path, one_process_digest):
     job = tmp_path / f"{name}.sbatch"
     job.write_text(_shrunk(_doc_scripts()[name]))
-    proc = subprocess.run(
-        ["sbatch", "--wait", "--parsable", str(job)],
-        cwd=tmp_path,
-        env=_home(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
+    job_id = _submit(job, tmp_path, _home(tmp_path))
+    try:
+        code = _wait(job_id, 180)
+    finally:
+        subprocess.run(["scancel", job_id], capture_output=True, timeout=30)
     (output,) = tmp_path.glob(f"{name}-*.out")
     log = output.read_text()
-    assert proc.returncode == 0, log + proc.stderr
+    assert code == "0:0", log
     digests = _digests(log)
     assert digests and set(digests) == {one_process_digest}, log
     assert sum(_info(p)["ranks"] == str(TASKS) for p in tmp_path.rglob("results.h5")) == 1
@@ -189,11 +217,7 @@ def test_scancel_leaves_readable_results(tmp_path):
         f"#SBATCH --ntasks={TASKS}\n#SBATCH --output={tmp_path}/long-%j.out\n"
         f"srun --mpi=pmi2 {PYDIASCA} run {SCENARIO} --stop-tick 1000000000000000 --out {out}\n"
     )
-    submitted = subprocess.run(
-        ["sbatch", "--parsable", str(job)], cwd=ROOT, capture_output=True, text=True, timeout=30
-    )
-    assert submitted.returncode == 0, submitted.stderr
-    job_id = submitted.stdout.strip().split(";")[0]
+    job_id = _submit(job, ROOT)
     try:
         deadline = time.monotonic() + 90
         while len(list(out.glob(".staging-rank*.bin"))) < TASKS:  # the ranks are running
@@ -201,10 +225,7 @@ def test_scancel_leaves_readable_results(tmp_path):
             time.sleep(0.5)
         time.sleep(2)
         subprocess.run(["scancel", job_id], check=True, timeout=30)
-        deadline = time.monotonic() + 90
-        while not _job_ended(job_id):
-            assert time.monotonic() < deadline, "the job outlived scancel"
-            time.sleep(1)
+        _wait(job_id, 90)
     finally:
         subprocess.run(["scancel", job_id], capture_output=True, timeout=30)
     log = "".join(p.read_text() for p in tmp_path.glob("long-*.out"))
