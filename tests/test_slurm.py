@@ -1,8 +1,8 @@
 """pydiasca under a real SLURM: srun, the batch scripts of docs/clusters.md, scancel.
 
-These tests need a SLURM cluster that answers on this machine with at least
-3 CPUs, and whose MpiDefault is none (as on many sites): CI starts a one-node
-one with .ci/slurm-up when it runs as root with apt. Elsewhere they are skipped,
+The tests that run jobs need a SLURM cluster that answers on this machine with
+at least 3 CPUs, and whose MpiDefault is none (as on many sites): CI starts a
+one-node one with .ci/slurm-up when it runs as root with apt. Elsewhere they skip,
 unless PYDIASCA_REQUIRE_SLURM=1 (which CI sets once its cluster is up) makes a
 missing cluster a failure. Each run is checked against the one-process digest.
 """
@@ -46,11 +46,10 @@ def _slurm_state() -> str:
 
 
 _WHY = _slurm_state()
-if _WHY and os.environ.get("PYDIASCA_REQUIRE_SLURM") != "1":
-    pytest.skip(
-        f"{_WHY}; as root with apt, .ci/slurm-up starts a one-node SLURM for these tests",
-        allow_module_level=True,
-    )
+needs_slurm = pytest.mark.skipif(
+    bool(_WHY) and os.environ.get("PYDIASCA_REQUIRE_SLURM") != "1",
+    reason=f"{_WHY}; as root with apt, .ci/slurm-up starts a one-node SLURM for these tests",
+)
 
 
 def _digests(text: str) -> list[str]:
@@ -91,6 +90,7 @@ def _srun(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     )
 
 
+@needs_slurm
 def test_srun_pmi2_runs_one_job_of_three_ranks(tmp_path, one_process_digest):
     out = tmp_path / "run"
     proc = _srun("--mpi=pmi2", PYDIASCA, "run", SCENARIO, "--out", str(out))
@@ -99,6 +99,7 @@ def test_srun_pmi2_runs_one_job_of_three_ranks(tmp_path, one_process_digest):
     assert _info(out)["ranks"] == str(TASKS)
 
 
+@needs_slurm
 def test_srun_without_pmi_is_refused_in_one_line(tmp_path):
     """MpiDefault=none and no --mpi: 3 tasks that MPI does not join must not run alone."""
     config = subprocess.run(["scontrol", "show", "config"], capture_output=True, text=True)
@@ -191,6 +192,7 @@ def _submit(script: Path, cwd: Path, env: dict[str, str] | None = None) -> str:
     return proc.stdout.strip().split(";")[0]
 
 
+@needs_slurm
 @pytest.mark.parametrize("name", sorted(_doc_scripts()))
 def test_the_doc_batch_script_runs_as_written(name, tmp_path, one_process_digest):
     job = tmp_path / f"{name}.sbatch"
@@ -208,6 +210,7 @@ def test_the_doc_batch_script_runs_as_written(name, tmp_path, one_process_digest
     assert sum(_info(p)["ranks"] == str(TASKS) for p in tmp_path.rglob("results.h5")) == 1
 
 
+@needs_slurm
 def test_scancel_leaves_readable_results(tmp_path):
     """A long run cancelled mid-way: interrupted results, or recoverable staging files."""
     out = tmp_path / "run"
