@@ -106,7 +106,7 @@ def test_srun_without_pmi_is_refused_in_one_line(tmp_path):
     if not re.search(r"^MpiDefault\s*=\s*none$", config.stdout, re.M):
         pytest.skip("this SLURM's MpiDefault is not none: plain srun may wire MPI up")
     out = tmp_path / "run"
-    proc = _srun("--mpi=none", PYDIASCA, "run", SCENARIO, "--out", str(out))
+    proc = _srun(PYDIASCA, "run", SCENARIO, "--out", str(out))  # as the doc once said
     assert proc.returncode == 2, proc.stdout + proc.stderr
     ours = [line for line in proc.stderr.splitlines() if not line.startswith("srun:")]
     assert len(ours) == 1, proc.stderr
