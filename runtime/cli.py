@@ -212,7 +212,8 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             return relaunch(args.ranks, _relaunch_args(argv))
         w = world()
     except LaunchError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if exc.echo:  # a job whose every task fails alike says it once
+            print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.ranks and args.ranks != w.size:
         if w.rank == 0:

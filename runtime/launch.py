@@ -18,33 +18,55 @@ from pathlib import Path
 
 from .comm import Comm
 
-# Variables that MPI launchers set in every process they start, with the world size.
-_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE")
-_SLURM_SIZE = "SLURM_NTASKS"
+# Variables that MPI launchers set in every process they start, with the world size:
+# MPICH's and Intel MPI's hydra (and srun's PMI plugins), Open MPI, MVAPICH2.
+_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+_RANK_VARIABLES = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "MV2_COMM_WORLD_RANK", "SLURM_PROCID")
+# srun sets these in each task of a step; a batch script (no step yet) is not a rank.
+_SLURM_SIZES = ("SLURM_STEP_NUM_TASKS", "SLURM_NTASKS")
 _SLURM_STEP = "SLURM_STEP_ID"
 RUN_DIR_ENV = "PYDIASCA_RUN_DIR_FILE"  # where the root tells the launcher its run folder
 
 
 class LaunchError(Exception):
-    """MPI was asked for and cannot be had; str() is the message for the user."""
+    """MPI was asked for and cannot be had; str() is the message for the user.
+
+    ``echo`` is False on all tasks but the first when every task of a job fails
+    alike, so that the job prints its error once.
+    """
+
+    def __init__(self, message: str, echo: bool = True) -> None:
+        super().__init__(message)
+        self.echo = echo
 
 
 def launched_size() -> int:
     """World size announced by an MPI launcher (or srun), 1 when started plainly."""
-    for name in _SIZE_VARIABLES:
-        value = os.environ.get(name)
-        if value and value.isdigit():
-            return int(value)
+    return _launcher()[1]
+
+
+def _launcher() -> tuple[str, int]:
+    """(variable, size): the launcher variable that gives the world size, ("", 1) if none."""
+    names = list(_SIZE_VARIABLES)
     if os.environ.get(_SLURM_STEP) is not None:  # inside an srun step, not a bare sbatch
-        value = os.environ.get(_SLURM_SIZE, "1")
-        return int(value) if value.isdigit() else 1
-    return 1
+        names += _SLURM_SIZES
+    for name in names:
+        value = os.environ.get(name, "")
+        if value.isdigit():  # the first one set says it, even when it says 1
+            return name, int(value)
+    return "", 1
 
 
 @cache
 def world() -> Comm:
-    """This process's world: MPI's COMM_WORLD when a launcher started several ranks."""
-    if launched_size() <= 1:
+    """This process's world: MPI's COMM_WORLD when a launcher started several ranks.
+
+    A launcher that started N > 1 tasks whose MPI still sees a world of one
+    (srun without the right ``--mpi``, or a launcher from another MPI library)
+    would run the whole simulation N times, each copy alone: that is refused.
+    """
+    name, size = _launcher()
+    if size <= 1:
         return Comm()
     try:
         from mpi4py import MPI
@@ -53,7 +75,25 @@ def world() -> Comm:
             f"this process was started as one rank of an MPI job, but mpi4py cannot be "
             f"imported ({exc}); install it with: python -m pip install mpi4py"
         ) from None
+    if MPI.COMM_WORLD.Get_size() == 1:
+        launcher = "srun" if name.startswith("SLURM") else "the launcher"
+        raise LaunchError(
+            f"{launcher} started {size} tasks ({name}={size}) but MPI sees a world of 1 "
+            f"rank, so each task would run the whole simulation alone; start the job with "
+            f"srun --mpi=pmi2 (the mpich wheel) or your site's PMI (srun --mpi=pmix), "
+            f"or with mpiexec inside the allocation (see docs/clusters.md)",
+            echo=_launched_rank() == 0,
+        )
     return Comm(MPI.COMM_WORLD)
+
+
+def _launched_rank() -> int:
+    """This task's rank according to its launcher (0 when none says)."""
+    for name in _RANK_VARIABLES:
+        value = os.environ.get(name, "")
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 def find_mpiexec() -> str | None:
