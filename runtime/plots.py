@@ -9,6 +9,12 @@ actor (AAI 0 is "aggregate"), of more actors percentile bands (median, 10-90 %,
 min-max); a vector is one panel per component, or for a single actor one line
 per component (up to ``MAX_OVERLAID``) or a heat map (beyond ``MAX_PANELS``).
 The time axis is simulated time, in s, min, h or d (see ``report.time_unit``).
+
+A probe's plot mode (``declare_probe(..., plot=...)``, ``[results] plot`` or
+``pydiasca plot --mode``, kept as the probe's ``plot`` attribute) replaces that
+layout: ``bands`` always draws bands; ``sum``, ``mean`` and ``count`` draw one
+line of the rows of each tick (``results.per_tick``); ``events`` draws the
+histogram of the values and their cumulative count over time.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ import h5py
 import numpy as np
 
 from .report import time_unit
-from .results import RESULTS_FILE
+from .results import RESULTS_FILE, per_tick
 from .storage import StorageError, storage_message
 
 _log = logging.getLogger("pydiasca")
@@ -79,11 +85,12 @@ def draw_run(
     performance: bool = True,
     stop: Callable[[], bool] | None = None,
     failed: list[str] | None = None,
+    mode: str | None = None,
 ) -> list[Path]:
     """Draw this rank's share of the figures (probe ``i`` on rank ``i % size``,
     performance on rank 0); returns the PNGs written. A figure that fails is
     logged and named in ``failed``, and the others are drawn; ``stop()`` is asked
-    before each figure."""
+    before each figure. ``mode`` (a plot mode) replaces the probes' own."""
     results = Path(run_dir) / RESULTS_FILE
     written: list[Path] = []
     with h5py.File(results, "r") as f:
@@ -97,7 +104,7 @@ def draw_run(
         if probe_pattern is not None:
             names = [n for n in names if re.search(probe_pattern, n)]
         figures: list[tuple[str, Callable[[], Any]]] = [
-            (n, partial(_draw_probe, f["probes"][n], n, axis, results.parent / file_name(n)))
+            (n, partial(_draw_probe, f["probes"][n], n, axis, results.parent / file_name(n), mode))
             for n in names[rank::size]
         ]
         if performance and rank == 0 and perf is not None:
@@ -329,12 +336,20 @@ class _Probe:
         return f"{n:,} actor{'s' if n > 1 else ''}"
 
 
-def _draw_probe(group: h5py.Group, name: str, axis: _Axis, path: Path) -> list[Path]:
-    """One figure per probe; its layout follows from the probe's shape and actors."""
+def _draw_probe(
+    group: h5py.Group, name: str, axis: _Axis, path: Path, mode: str | None = None
+) -> list[Path]:
+    """One figure per probe, drawn in ``mode`` or else the probe's own plot mode;
+    the default layout follows from the probe's shape and actors."""
+    mode = mode or str(group.attrs.get("plot", ""))
     probe = _Probe.read(group, name)
     if probe.rows == 0:
         _draw_empty(name, path)
-    elif probe.many:
+    elif mode in ("sum", "mean", "count"):
+        _draw_aggregate(probe, axis, path, mode)
+    elif mode == "events":
+        _draw_events(probe, axis, path)
+    elif probe.many or mode == "bands":
         _draw_bands(probe, axis, path)
     elif probe.width and probe.actors.shape[0] == 1 and probe.width > MAX_PANELS:
         _heatmap(group, name, probe.unit, probe.labels, axis, path, int(probe.actors[0]))
@@ -398,6 +413,86 @@ def _draw_bands(probe: _Probe, axis: _Axis, path: Path) -> None:
         ax.step(x, s[:, 2], where="post", color="C0", lw=1.6, label="median")
     axes[0].legend(fontsize="small", loc="best")
     _finish_panels(fig, probe, axis, f"{probe.count}: {how}", path)
+
+
+_AGGREGATES = {
+    "sum": "sum over the actors recording at each tick",
+    "mean": "mean over the actors recording at each tick",
+    "count": "actors recording at each tick",
+}
+
+
+def _draw_aggregate(probe: _Probe, axis: _Axis, path: Path, mode: str) -> None:
+    """One line per panel: the sum, mean or count of the rows of each tick
+    (``results.per_tick``, the numbers ``Probe.series`` gives)."""
+    ticks, sums, count = per_tick(probe.group)
+    if mode == "count":
+        probe = _Probe(probe.group, probe.name, probe.rows, 0, "actors", [], probe.actors, False)
+        y = count[:, None].astype(np.float64)
+    elif mode == "mean":
+        y = sums / np.maximum(count, 1)[:, None]
+    else:
+        y = sums
+    fig, axes = _panel_grid(probe)
+    for i, ax in enumerate(axes):
+        _line(ax, axis(ticks), y[:, i], mode)
+    _finish_panels(fig, probe, axis, _AGGREGATES[mode], path)
+
+
+_EVENT_BINS = 40
+
+
+def _draw_events(probe: _Probe, axis: _Axis, path: Path) -> None:
+    """One-shot records (a lifespan at death...): the histogram of the values, and
+    how many were recorded up to each time."""
+    edges, counts = _histogram(probe.group, probe.columns)
+    ticks, _, per = per_tick(probe.group)
+    fig = _figure(12, 4.8)
+    left, right = fig.subplots(1, 2)
+    for i, col in enumerate(probe.columns):
+        label = probe.labels[col] if col is not None else probe.name
+        left.stairs(counts[:, i], edges[:, i], label=label, fill=len(probe.columns) == 1)
+    if len(probe.columns) > 1:
+        left.legend(fontsize="small", loc="best")
+    left.set_xlabel(_ylabel("value", probe.unit))
+    left.set_ylabel("records")
+    left.set_title(f"Histogram of the {probe.rows:,} values")
+    left.grid(alpha=0.3)
+    right.step(axis(ticks), np.cumsum(per), where="post", color="C1", lw=1.4)
+    right.set_xlabel(axis.label)
+    right.set_ylabel("records so far")
+    right.set_title("Cumulative count over time")
+    right.grid(alpha=0.3)
+    fig.suptitle(f"{probe.name} (events)")
+    _save(fig, path)
+
+
+def _histogram(group: h5py.Group, columns: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: ``_EVENT_BINS`` equal bins over the values' range and their counts,
+    read a block at a time; (edges, counts) with one column each per column."""
+    v_ds = group["value"]
+    cols = [c if c is not None else 0 for c in columns]
+
+    def blocks():
+        for start in range(0, v_ds.shape[0], _BLOCK):
+            values = v_ds[start : start + _BLOCK]
+            yield values[:, cols] if values.ndim == 2 else values[:, None]
+
+    lo = np.full(len(cols), np.inf)
+    hi = np.full(len(cols), -np.inf)
+    for values in blocks():
+        finite = np.where(np.isfinite(values), values, np.nan)
+        lo = np.fmin(lo, np.nanmin(finite, axis=0, initial=np.inf))
+        hi = np.fmax(hi, np.nanmax(finite, axis=0, initial=-np.inf))
+    lo, hi = np.where(np.isfinite(lo), lo, 0.0), np.where(np.isfinite(hi), hi, 0.0)
+    same = hi <= lo
+    lo, hi = np.where(same, lo - 0.5, lo), np.where(same, hi + 0.5, hi)
+    edges = np.linspace(lo, hi, _EVENT_BINS + 1)  # shape (bins + 1, columns)
+    counts = np.zeros((_EVENT_BINS, len(cols)), dtype=np.int64)
+    for values in blocks():
+        for i in range(len(cols)):
+            counts[:, i] += np.histogram(values[:, i], edges[:, i])[0]
+    return edges, counts
 
 
 def _draw_actor_lines(probe: _Probe, axis: _Axis, path: Path) -> None:
