@@ -405,8 +405,9 @@ class Probe:
         return ticks, aais, matrix
 
     def to_pandas(self) -> Any:
-        """Every row as a DataFrame: tick, time, aai, and value (one column per label
-        for a vector probe)."""
+        """Every row as a DataFrame: tick, time, aai, and value; a vector probe has one
+        column per component, named by its labels (``value_0``, ``value_1``... when it
+        has none, or when they repeat or clash with tick, time or aai)."""
         pd = _pandas()
         tick, aai, value = self.rows()
         columns: dict[str, np.ndarray] = {
@@ -417,7 +418,9 @@ class Probe:
         if value.ndim == 1:
             columns["value"] = value
         else:
-            names = self.labels or [f"value_{i}" for i in range(value.shape[1])]
+            names = self.labels
+            if len(set(names) | set(columns)) != len(names) + len(columns):
+                names = [f"value_{i}" for i in range(value.shape[1])]
             columns.update({label: value[:, i] for i, label in enumerate(names)})
         return pd.DataFrame(columns)
 
