@@ -10,8 +10,9 @@ The layout is documented for users in docs/results.md. In short::
 ``runtime.finalize`` turns the staging files into the data files and
 ``results.h5`` (or, after a crash, ``recover`` does); ``runtime.digest``
 defines the results digest. This module holds what both the running and the
-reading side need: the names of the files, the probe filter, run metadata, and
-``pydiasca info``.
+reading side need: the names of the files, the probe filter, run metadata,
+``pydiasca info``, and the Python reading API (``open_run``: a run's metadata,
+probes and per-tick series; docs/analysis.md).
 
 Nothing is ever pickled into a file.
 """
@@ -281,10 +282,11 @@ def describe_run(results: Path) -> str:
             unit = str(g.attrs.get("unit", "")) or "-"
             labels = [str(x) for x in g.attrs.get("labels", [])]
             kind = f"vector[{value.shape[1]}]" if value.ndim == 2 else "scalar"
-            extra = ""
+            mode = str(g.attrs.get("plot", ""))
+            extra = f"  plot {mode}" if mode else ""
             if labels:
                 more = f", ... ({len(labels)})" if len(labels) > 6 else ""
-                extra = f"  labels {', '.join(labels[:6])}{more}"
+                extra += f"  labels {', '.join(labels[:6])}{more}"
             lines.append(
                 f"  {name:<{wide}} {kind:<12} rows {value.shape[0]:>10,}  "
                 f"value {shape:<12} unit {unit}{extra}"
