@@ -312,19 +312,24 @@ def per_tick(group: h5py.Group, block: int = 1 << 20) -> tuple[np.ndarray, np.nd
         ticks = t_ds[start : start + block]
         values = v_ds[start : start + block].reshape(ticks.shape[0], width)
         uniq, which = np.unique(ticks, return_inverse=True)
-        sums = np.zeros((uniq.shape[0], width))
-        np.add.at(sums, which, values)
-        parts.append((uniq, sums, np.bincount(which, minlength=uniq.shape[0])))
+        parts.append((uniq, _sum_by(which, values, uniq.shape[0]), np.bincount(which)))
     if len(parts) == 1:
         return parts[0]
     if not parts:
         return np.empty(0, np.int64), np.empty((0, width)), np.empty(0, np.int64)
     ticks = np.concatenate([p[0] for p in parts])
     uniq, which = np.unique(ticks, return_inverse=True)  # ticks that span two blocks
-    sums = np.zeros((uniq.shape[0], width))
-    np.add.at(sums, which, np.concatenate([p[1] for p in parts]))
+    sums = _sum_by(which, np.concatenate([p[1] for p in parts]), uniq.shape[0])
     counts = np.bincount(which, weights=np.concatenate([p[2] for p in parts]))
     return uniq, sums, counts.astype(np.int64)
+
+
+def _sum_by(which: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Column sums of the rows of ``values`` grouped by ``which`` (0 <= which < n)."""
+    out = np.empty((n, values.shape[1]))
+    for c in range(values.shape[1]):
+        out[:, c] = np.bincount(which, weights=values[:, c], minlength=n)
+    return out
 
 
 class ProbeSeries:

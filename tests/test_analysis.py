@@ -288,3 +288,14 @@ def test_run_scenario_bad_override(tmp_path):
     with pytest.raises(ScenarioError, match=r"\[simulation\] seed: got string \"seven\""):
         run_scenario(scen, {"simulation.seed": "seven"}, out=tmp_path / "r")
     assert not (tmp_path / "r").exists()
+
+
+def test_per_tick_is_the_same_read_in_small_blocks(run):
+    from runtime.results import per_tick
+
+    with h5py.File(run / "results.h5", "r") as f:
+        for name in ("energy", "pos"):
+            whole = per_tick(f["probes"][name])
+            blocks = per_tick(f["probes"][name], block=7)  # ticks span blocks
+            for a, b in zip(whole, blocks, strict=True):
+                assert np.allclose(a, b) and a.shape == b.shape
