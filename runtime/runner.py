@@ -145,6 +145,8 @@ def run_scenario(
 
 def _overrides(given: Mapping[str, Any] | Iterable[str | Override]) -> list[str | Override]:
     """``{"section.key": value}`` as ``Override``s; strings and Overrides as they are."""
+    if isinstance(given, str):  # one --set string
+        return [given]
     if not isinstance(given, Mapping):
         return list(given)
     return [Override.of(target, value) for target, value in given.items()]
