@@ -198,6 +198,9 @@ def test_cli_plot_mode(run):
     done = cli("plot", str(run), "--probe", "^lifespan$", "--mode", "count")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == [str(png)] and png.stat().st_size > 0
+    info = cli("info", str(run))
+    (energy,) = [line for line in info.stdout.splitlines() if line.strip().startswith("energy")]
+    assert energy.endswith("unit J  plot sum")
     bad = cli("plot", str(run), "--mode", "medain")
     assert bad.returncode == 2
     assert bad.stderr.strip().splitlines() == [
@@ -299,3 +302,25 @@ def test_per_tick_is_the_same_read_in_small_blocks(run):
             blocks = per_tick(f["probes"][name], block=7)  # ticks span blocks
             for a, b in zip(whole, blocks, strict=True):
                 assert np.allclose(a, b) and a.shape == b.shape
+
+
+def test_plot_modes_survive_staging_for_recover(tmp_path):
+    from engine.probes import ProbeDeclaration
+    from runtime.staging import Staged, StagingSink
+
+    sink = StagingSink(tmp_path / "s.bin", {"rank": 0, "ranks": 1})
+    sink.mark(3, {"sheep": ProbeDeclaration("animals", (), "sum")})
+    sink.close()
+    staged = Staged(tmp_path / "s.bin")
+    try:
+        assert staged.declarations == {"sheep": ("animals", [], "sum")}
+    finally:
+        staged.close()
+
+
+def test_a_plot_mode_for_a_probe_never_recorded_adds_no_probe():
+    store = ProbeStore(plot_modes={"wolves": "count", "sheep": "sum"})
+    store.declare("grass", unit="kg")
+    store.record("sheep", 1, 5, 2.0)
+    modes = {name: d.plot for name, d in store.declarations.items()}
+    assert modes == {"grass": "", "sheep": "sum"}
