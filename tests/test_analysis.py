@@ -324,3 +324,15 @@ def test_a_plot_mode_for_a_probe_never_recorded_adds_no_probe():
     store.record("sheep", 1, 5, 2.0)
     modes = {name: d.plot for name, d in store.declarations.items()}
     assert modes == {"grass": "", "sheep": "sum"}
+
+
+def test_plot_modes_on_two_ranks(run, tmp_path):
+    done = cli("run", str(run.parent / "a.toml"), "--ranks", "2", "--out", str(tmp_path / "r2"))
+    assert done.returncode == 0, done.stderr
+    two = open_run(tmp_path / "r2")
+    assert two.digest == open_run(run).digest
+    assert {name: two.probe(name).plot for name in two.probes} == {
+        "energy": "sum",
+        "lifespan": "events",
+        "pos": "",
+    }
