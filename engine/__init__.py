@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from .actor import Actor
 from .errors import MessageError, PlanningError, SimulationError, TimeConversionError
 from .kernel import MODES, Kernel, RunStats
-from .probes import MemorySink, ProbeStore
+from .probes import PLOT_MODES, MemorySink, ProbeStore
 from .random import Random
 from .timing import seconds_to_ticks
 from .transport import Failure, LocalTransport, Report, RoundRobin, Transport
@@ -32,6 +32,7 @@ def __getattr__(name: str):
 
 
 __all__ = [
+    "PLOT_MODES",
     "Actor",
     "Aggregate",
     "DensePopulation",

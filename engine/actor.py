@@ -220,14 +220,20 @@ class Actor:
         k.probes.record(probe_name, k.tick, self._aai, value)
 
     def declare_probe(
-        self, probe_name: str, unit: str = "", labels: Iterable[str] | None = None
+        self,
+        probe_name: str,
+        unit: str = "",
+        labels: Iterable[str] | None = None,
+        plot: str = "",
     ) -> None:
-        """Give a probe its unit and, for vectors, one label per component (for plots).
+        """Give a probe its unit, for vectors one label per component, and how to plot it.
 
-        Optional; any actor may declare, as often as it likes, as long as every
-        declaration of a probe says the same.
+        ``plot`` is one of ``bands``, ``sum``, ``mean``, ``count``, ``events`` (see
+        docs/results.md), or "" for the default drawing. Optional; any actor may
+        declare, as often as it likes, as long as every declaration of a probe
+        says the same.
         """
-        self._k.probes.declare(probe_name, unit, labels)
+        self._k.probes.declare(probe_name, unit, labels, plot)
 
     # --- dense populations ----------------------------------------------------
     def population(self, name: str) -> PopulationView:

@@ -16,6 +16,7 @@ no buffer, no declaration, no I/O.
 
 from __future__ import annotations
 
+import difflib
 import reprlib
 from array import array
 from collections.abc import Callable, Iterable
@@ -27,6 +28,9 @@ import numpy as np
 from .errors import SimulationError
 
 MAX_VECTOR = 1024
+
+# How ``pydiasca plot`` draws a probe ("" : lines for a few actors, bands for many).
+PLOT_MODES = ("bands", "sum", "mean", "count", "events")
 
 
 class ProbeSink(Protocol):
@@ -50,10 +54,11 @@ class MemorySink:
 
 @dataclass(frozen=True, slots=True)
 class ProbeDeclaration:
-    """What ``declare_probe`` said about a probe: its unit and vector labels."""
+    """What ``declare_probe`` said about a probe: its unit, vector labels and plot mode."""
 
     unit: str
     labels: tuple[str, ...]
+    plot: str = ""  # one of PLOT_MODES, or "" for the default drawing
 
 
 class _Series:
@@ -74,8 +79,12 @@ class ProbeStore:
         sink: ProbeSink | None = None,
         wanted: Callable[[str], bool] | None = None,
         chunk_rows: int = 1 << 18,
+        plot_modes: dict[str, str] | None = None,
     ) -> None:
+        """``plot_modes`` (probe name: mode) come from the scenario and override what
+        ``declare`` says about how to plot those probes."""
         self.sink: ProbeSink = sink if sink is not None else MemorySink()
+        self._plot_modes = dict(plot_modes or {})
         self._wanted = wanted
         self._chunk_rows = chunk_rows
         self._series: dict[str, _Series | None] = {}
@@ -95,8 +104,10 @@ class ProbeStore:
         self._series[name] = None
         return False
 
-    def declare(self, name: str, unit: str = "", labels: Iterable[str] | None = None) -> None:
-        """Give probe ``name`` a unit and, for vectors, one label per component.
+    def declare(
+        self, name: str, unit: str = "", labels: Iterable[str] | None = None, plot: str = ""
+    ) -> None:
+        """Give probe ``name`` a unit, for vectors one label per component, and a plot mode.
 
         Declaring again with the same unit and labels is harmless (every actor of
         a class may declare its probes); different ones are an error.
@@ -117,9 +128,10 @@ class ProbeStore:
                 f"probe '{name}': labels must be a list of at most {MAX_VECTOR} strings, "
                 f"one per vector component; got {list(labels)!r:.80}"
             )
+        plot = check_plot_mode(plot, f"probe '{name}'")
         if not self.wants(name):
             return
-        new = ProbeDeclaration(unit, labels)
+        new = ProbeDeclaration(unit, labels, plot)
         old = self._declared.get(name)
         if old is not None:
             if old != new:
@@ -135,8 +147,16 @@ class ProbeStore:
 
     @property
     def declarations(self) -> dict[str, ProbeDeclaration]:
-        """Declared probes that this run keeps, by name."""
-        return dict(self._declared)
+        """Declared probes that this run keeps, by name, with the run's plot modes
+        (a probe that only has a plot mode counts as declared once it holds rows)."""
+        out = dict(self._declared)
+        for name, mode in self._plot_modes.items():
+            old = out.get(name)
+            if old is not None:
+                out[name] = ProbeDeclaration(old.unit, old.labels, mode)
+            elif self._series.get(name) is not None:
+                out[name] = ProbeDeclaration("", (), mode)
+        return out
 
     def record(self, name: str, tick: int, aai: int, value: object) -> None:
         series = self._series.get(name, False)
@@ -265,6 +285,17 @@ def _check_name(name: object) -> None:
             f"a probe name must be a non-empty string of at most {MAX_NAME} printable "
             f"characters, without '/' (and not . or ..); got {shown}"
         )
+
+
+def check_plot_mode(mode: object, where: str) -> str:
+    """``mode`` if it names a plot mode ("" is the default), else one clear error."""
+    if mode == "" or mode in PLOT_MODES:
+        return mode  # type: ignore[return-value]
+    close = difflib.get_close_matches(str(mode), PLOT_MODES, n=1)
+    hint = f"did you mean {close[0]}? " if close else ""
+    raise SimulationError(
+        f"{where}: unknown plot mode {mode!r}; {hint}plot modes: {', '.join(PLOT_MODES)}"
+    )
 
 
 def _check_labels(name: str, labels: tuple[str, ...], width: int) -> None:

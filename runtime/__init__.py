@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .digest import digest_file, digest_of
     from .recovery import recover
-    from .results import read_probes
+    from .results import open_run, read_probes
     from .runner import RunOutcome, run_scenario
     from .scenario import Override, Scenario, ScenarioError, load_scenario
 
@@ -24,6 +24,7 @@ _HOMES = {
     "digest_file": "digest",
     "digest_of": "digest",
     "load_scenario": "scenario",
+    "open_run": "results",
     "read_probes": "results",
     "recover": "recovery",
     "run_scenario": "runner",
@@ -45,6 +46,7 @@ __all__ = [
     "digest_file",
     "digest_of",
     "load_scenario",
+    "open_run",
     "read_probes",
     "recover",
     "run_scenario",

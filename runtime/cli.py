@@ -81,6 +81,11 @@ def _parser() -> argparse.ArgumentParser:
     plot.add_argument(
         "--probe", metavar="REGEX", help="only the probes this regular expression finds"
     )
+    plot.add_argument(
+        "--mode",
+        metavar="bands|sum|mean|count|events",
+        help="draw the probes this way instead of their own plot mode",
+    )
     info = sub.add_parser("info", help="print a run's metadata, probes and status")
     info.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (holding results.h5)")
     recover = sub.add_parser(
@@ -294,10 +299,10 @@ def _run_here(args: argparse.Namespace, w: Comm) -> int:
 
 def _open_run(run_dir: str) -> tuple[Path | None, int]:
     """(results.h5, None), or (None, exit code) after one line on stderr."""
-    from .results import RunFolderUnreadable, RunNeedsRecovery, open_run
+    from .results import RunFolderUnreadable, RunNeedsRecovery, results_file
 
     try:
-        return open_run(run_dir), 0
+        return results_file(run_dir), 0
     except RunNeedsRecovery as exc:
         print(f"error: {exc}", file=sys.stderr)
         return None, EXIT_FAILED
@@ -318,6 +323,15 @@ def _plot(args: argparse.Namespace) -> int:
                 f"error: --probe {args.probe!r} is not a regular expression ({exc})",
                 file=sys.stderr,
             )
+            return EXIT_BAD_INPUT
+    if args.mode is not None:
+        from engine.errors import SimulationError
+        from engine.probes import check_plot_mode
+
+        try:
+            check_plot_mode(args.mode, "--mode")
+        except SimulationError as exc:
+            print(f"error: {exc}", file=sys.stderr)
             return EXIT_BAD_INPUT
     results, code = _open_run(args.run_dir)
     if results is None:
@@ -342,7 +356,11 @@ def _plot(args: argparse.Namespace) -> int:
     logging.getLogger("pydiasca").addHandler(logging.NullHandler())  # failures: said below
     try:
         drawn = draw_run(
-            results.parent, probe_pattern=args.probe, performance=args.probe is None, failed=failed
+            results.parent,
+            probe_pattern=args.probe,
+            performance=args.probe is None,
+            failed=failed,
+            mode=args.mode,
         )
     except (OSError, KeyError, ValueError, StorageError) as exc:
         print(f"error: {results.parent}: cannot draw its figures ({exc})", file=sys.stderr)

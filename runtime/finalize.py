@@ -66,6 +66,7 @@ class ProbeInfo:
     width: int  # 0: numbers; n: vectors of length n
     unit: str = ""
     labels: list[str] = field(default_factory=list)
+    plot: str = ""  # plot mode (engine.probes.PLOT_MODES), "" for the default drawing
 
     @property
     def row_bytes(self) -> int:
@@ -92,10 +93,10 @@ def _window_bytes() -> int:
 def _agree_on_probes(c: Comm, sources: list[Staged], declarations: Mapping[str, Any]) -> list:
     """The probes of the run, from every rank's staging file and declarations."""
     mine = {name: g.width for staged in sources for name, g in staged.items() if g.n}
-    declared = {name: (d.unit, list(d.labels)) for name, d in declarations.items()}
+    declared = {name: (d.unit, list(d.labels), d.plot) for name, d in declarations.items()}
     everyone = c.allgather((mine, declared))
     widths: dict[str, set[int]] = {}
-    decl: dict[str, tuple[str, list[str]]] = {}
+    decl: dict[str, tuple[str, list[str], str]] = {}
     for rank_widths, rank_declared in everyone:
         for name, width in rank_widths.items():
             widths.setdefault(name, set()).add(width)
@@ -107,7 +108,7 @@ def _agree_on_probes(c: Comm, sources: list[Staged], declarations: Mapping[str, 
             decl.setdefault(name, d)
     probes = []
     for name in sorted(set(widths) | set(decl)):
-        unit, labels = decl.get(name, ("", []))
+        unit, labels, plot = decl.get(name, ("", [], ""))
         found = widths.get(name, {len(labels)})
         if len(found) > 1:
             if c.rank == 0:
@@ -118,7 +119,7 @@ def _agree_on_probes(c: Comm, sources: list[Staged], declarations: Mapping[str, 
         (width,) = found
         if labels and len(labels) != width:
             labels = []
-        probes.append(ProbeInfo(name, width, unit, labels))
+        probes.append(ProbeInfo(name, width, unit, labels, plot))
     return probes
 
 
@@ -388,6 +389,7 @@ def _vds_probe(out: h5py.Group, p: ProbeInfo, pieces, files: list[str], rows_of:
     g.attrs["unit"] = p.unit
     g.attrs["labels"] = np.array(p.labels, dtype=h5py.string_dtype())
     g.attrs["width"] = p.width
+    g.attrs["plot"] = p.plot
     g.attrs["rows"] = n
 
 

@@ -181,12 +181,12 @@ def _recover_if_needed(code: int, run_dir: str, forced: bool) -> int:
     if not run_dir:
         return code
     from .recovery import RecoverError, recover, recovered
-    from .results import RunFolderUnreadable, RunNeedsRecovery, open_run
+    from .results import RunFolderUnreadable, RunNeedsRecovery, results_file
     from .storage import StorageError
 
     folder = Path(run_dir)
     try:
-        open_run(folder)
+        results_file(folder)
         return code
     except RunNeedsRecovery:
         pass

@@ -9,6 +9,12 @@ actor (AAI 0 is "aggregate"), of more actors percentile bands (median, 10-90 %,
 min-max); a vector is one panel per component, or for a single actor one line
 per component (up to ``MAX_OVERLAID``) or a heat map (beyond ``MAX_PANELS``).
 The time axis is simulated time, in s, min, h or d (see ``report.time_unit``).
+
+A probe's plot mode (``declare_probe(..., plot=...)``, ``[results] plot`` or
+``pydiasca plot --mode``, kept as the probe's ``plot`` attribute) replaces that
+layout: ``bands`` always draws bands; ``sum``, ``mean`` and ``count`` draw one
+line of the rows of each tick (``results.per_tick``); ``events`` draws the
+histogram of the values and their cumulative count over time.
 """
 
 from __future__ import annotations
@@ -25,21 +31,18 @@ from typing import Any
 import h5py
 import numpy as np
 
+from .figures import _BLOCK, MAX_BINS, _Axis, _bins, _figure, _save
+from .performance_plots import PERFORMANCE_FILES, _draw_performance
 from .report import time_unit
-from .results import RESULTS_FILE
-from .storage import StorageError, storage_message
+from .results import RESULTS_FILE, per_tick
 
 _log = logging.getLogger("pydiasca")
 
 MAX_LINES = 20  # more actors than this: percentile bands
-MAX_BINS = 400  # time bins of a band plot, or of a long line plot
 MAX_PANELS = 16  # vector components drawn (one panel each)
 MAX_OVERLAID = 10  # one actor's vector: components drawn in one axes up to this width
 MAX_POINTS = 200_000  # rows read as they are; more: sampled per time bin
 _SAMPLE = 100_000  # values kept per time bin for its percentiles
-_BLOCK = 1 << 20
-
-_COLOURS = {"kernel": "#4C72B0", "exchange": "#DD8452", "consensus": "#C44E52", "other": "#BBBBBB"}
 
 
 def file_name(probe: str) -> str:
@@ -51,25 +54,6 @@ def file_name(probe: str) -> str:
     return f"probe-{safe}.png"
 
 
-PERFORMANCE_FILES = ("performance-imbalance.png", "performance-breakdown.png")
-
-
-@dataclass
-class _Axis:
-    """Simulated time on the x axis: ticks times tick_duration, in a readable unit."""
-
-    tick_duration: float
-    unit: str
-    size: float
-
-    def __call__(self, ticks: np.ndarray) -> np.ndarray:
-        return np.asarray(ticks, dtype=np.float64) * (self.tick_duration / self.size)
-
-    @property
-    def label(self) -> str:
-        return f"simulated time [{self.unit}]"
-
-
 def draw_run(
     run_dir: Path,
     *,
@@ -79,11 +63,12 @@ def draw_run(
     performance: bool = True,
     stop: Callable[[], bool] | None = None,
     failed: list[str] | None = None,
+    mode: str | None = None,
 ) -> list[Path]:
     """Draw this rank's share of the figures (probe ``i`` on rank ``i % size``,
     performance on rank 0); returns the PNGs written. A figure that fails is
     logged and named in ``failed``, and the others are drawn; ``stop()`` is asked
-    before each figure."""
+    before each figure. ``mode`` (a plot mode) replaces the probes' own."""
     results = Path(run_dir) / RESULTS_FILE
     written: list[Path] = []
     with h5py.File(results, "r") as f:
@@ -97,7 +82,7 @@ def draw_run(
         if probe_pattern is not None:
             names = [n for n in names if re.search(probe_pattern, n)]
         figures: list[tuple[str, Callable[[], Any]]] = [
-            (n, partial(_draw_probe, f["probes"][n], n, axis, results.parent / file_name(n)))
+            (n, partial(_draw_probe, f["probes"][n], n, axis, results.parent / file_name(n), mode))
             for n in names[rank::size]
         ]
         if performance and rank == 0 and perf is not None:
@@ -117,42 +102,6 @@ def draw_run(
 # --- probes -----------------------------------------------------------------------
 
 
-def _figure(
-    width: float = 9.0,
-    height: float = 5.0,
-    *,
-    top: float = 0.5,
-    right: float = 0.25,
-    wspace: float = 0.3,
-    hspace: float = 0.5,
-):
-    """A figure with fixed margins, in inches: cheaper than a layout engine, which
-    draws every figure twice."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(width, height), dpi=100)
-    fig.subplots_adjust(
-        left=0.9 / width,
-        right=1 - right / width,
-        bottom=0.65 / height,
-        top=1 - top / height,
-        wspace=wspace,
-        hspace=hspace,
-    )
-    return fig
-
-
-def _save(fig, path: Path) -> None:
-    """Write the PNG whole or not at all (a full disk leaves no half figure)."""
-    part = path.with_name(path.name + ".part")
-    try:
-        fig.savefig(part, dpi=100, format="png")
-        part.replace(path)
-    except OSError as exc:
-        part.unlink(missing_ok=True)
-        raise StorageError(storage_message(exc, path)) from None
-
-
 def _actors(group: h5py.Group) -> np.ndarray:
     aai = group["aai"]
     found: set[int] = set()
@@ -168,13 +117,6 @@ def _distinct_ticks(ticks_ds: h5py.Dataset) -> np.ndarray:
     for start in range(0, ticks_ds.shape[0], _BLOCK):
         parts.append(np.unique(ticks_ds[start : start + _BLOCK]))
     return np.unique(np.concatenate(parts)) if parts else np.empty(0, np.int64)
-
-
-def _bins(ticks: np.ndarray) -> np.ndarray:
-    """Left tick edges of the time bins: every distinct tick, or MAX_BINS equal bins."""
-    if ticks.shape[0] <= MAX_BINS:
-        return ticks
-    return np.unique(np.linspace(ticks[0], ticks[-1] + 1, MAX_BINS + 1)[:-1].astype(np.int64))
 
 
 def _bands(group: h5py.Group, columns: list[int | None]):
@@ -329,12 +271,20 @@ class _Probe:
         return f"{n:,} actor{'s' if n > 1 else ''}"
 
 
-def _draw_probe(group: h5py.Group, name: str, axis: _Axis, path: Path) -> list[Path]:
-    """One figure per probe; its layout follows from the probe's shape and actors."""
+def _draw_probe(
+    group: h5py.Group, name: str, axis: _Axis, path: Path, mode: str | None = None
+) -> list[Path]:
+    """One figure per probe, drawn in ``mode`` or else the probe's own plot mode;
+    the default layout follows from the probe's shape and actors."""
+    mode = mode or str(group.attrs.get("plot", ""))
     probe = _Probe.read(group, name)
     if probe.rows == 0:
         _draw_empty(name, path)
-    elif probe.many:
+    elif mode in ("sum", "mean", "count"):
+        _draw_aggregate(probe, axis, path, mode)
+    elif mode == "events":
+        _draw_events(probe, axis, path)
+    elif probe.many or mode == "bands":
         _draw_bands(probe, axis, path)
     elif probe.width and probe.actors.shape[0] == 1 and probe.width > MAX_PANELS:
         _heatmap(group, name, probe.unit, probe.labels, axis, path, int(probe.actors[0]))
@@ -398,6 +348,86 @@ def _draw_bands(probe: _Probe, axis: _Axis, path: Path) -> None:
         ax.step(x, s[:, 2], where="post", color="C0", lw=1.6, label="median")
     axes[0].legend(fontsize="small", loc="best")
     _finish_panels(fig, probe, axis, f"{probe.count}: {how}", path)
+
+
+_AGGREGATES = {
+    "sum": "sum over the actors recording at each tick",
+    "mean": "mean over the actors recording at each tick",
+    "count": "actors recording at each tick",
+}
+
+
+def _draw_aggregate(probe: _Probe, axis: _Axis, path: Path, mode: str) -> None:
+    """One line per panel: the sum, mean or count of the rows of each tick
+    (``results.per_tick``, the numbers ``Probe.series`` gives)."""
+    ticks, sums, count = per_tick(probe.group)
+    if mode == "count":
+        probe = _Probe(probe.group, probe.name, probe.rows, 0, "actors", [], probe.actors, False)
+        y = count[:, None].astype(np.float64)
+    elif mode == "mean":
+        y = sums / np.maximum(count, 1)[:, None]
+    else:
+        y = sums
+    fig, axes = _panel_grid(probe)
+    for i, ax in enumerate(axes):
+        _line(ax, axis(ticks), y[:, i], mode)
+    _finish_panels(fig, probe, axis, _AGGREGATES[mode], path)
+
+
+_EVENT_BINS = 40
+
+
+def _draw_events(probe: _Probe, axis: _Axis, path: Path) -> None:
+    """One-shot records (a lifespan at death...): the histogram of the values, and
+    how many were recorded up to each time."""
+    edges, counts = _histogram(probe.group, probe.columns)
+    ticks, _, per = per_tick(probe.group)
+    fig = _figure(12, 4.8)
+    left, right = fig.subplots(1, 2)
+    for i, col in enumerate(probe.columns):
+        label = probe.labels[col] if col is not None else probe.name
+        left.stairs(counts[:, i], edges[:, i], label=label, fill=len(probe.columns) == 1)
+    if len(probe.columns) > 1:
+        left.legend(fontsize="small", loc="best")
+    left.set_xlabel(_ylabel("value", probe.unit))
+    left.set_ylabel("records")
+    left.set_title(f"Histogram of the {probe.rows:,} values")
+    left.grid(alpha=0.3)
+    right.step(axis(ticks), np.cumsum(per), where="post", color="C1", lw=1.4)
+    right.set_xlabel(axis.label)
+    right.set_ylabel("records so far")
+    right.set_title("Cumulative count over time")
+    right.grid(alpha=0.3)
+    fig.suptitle(f"{probe.name} (events)")
+    _save(fig, path)
+
+
+def _histogram(group: h5py.Group, columns: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """Per column: ``_EVENT_BINS`` equal bins over the values' range and their counts,
+    read a block at a time; (edges, counts) with one column each per column."""
+    v_ds = group["value"]
+    cols = [c if c is not None else 0 for c in columns]
+
+    def blocks():
+        for start in range(0, v_ds.shape[0], _BLOCK):
+            values = v_ds[start : start + _BLOCK]
+            yield values[:, cols] if values.ndim == 2 else values[:, None]
+
+    lo = np.full(len(cols), np.inf)
+    hi = np.full(len(cols), -np.inf)
+    for values in blocks():
+        finite = np.where(np.isfinite(values), values, np.nan)
+        lo = np.fmin(lo, np.nanmin(finite, axis=0, initial=np.inf))
+        hi = np.fmax(hi, np.nanmax(finite, axis=0, initial=-np.inf))
+    lo, hi = np.where(np.isfinite(lo), lo, 0.0), np.where(np.isfinite(hi), hi, 0.0)
+    same = hi <= lo
+    lo, hi = np.where(same, lo - 0.5, lo), np.where(same, hi + 0.5, hi)
+    edges = np.linspace(lo, hi, _EVENT_BINS + 1)  # shape (bins + 1, columns)
+    counts = np.zeros((_EVENT_BINS, len(cols)), dtype=np.int64)
+    for values in blocks():
+        for i in range(len(cols)):
+            counts[:, i] += np.histogram(values[:, i], edges[:, i])[0]
+    return edges, counts
 
 
 def _draw_actor_lines(probe: _Probe, axis: _Axis, path: Path) -> None:
@@ -511,108 +541,4 @@ def _heatmap(group, name, unit, labels, axis: _Axis, path: Path, aai: int) -> No
     _save(fig, path)
 
 
-# --- performance --------------------------------------------------------------------
-
-
-def _perf_bins(ticks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Bin index of each evaluated tick, and the left tick of each bin."""
-    edges = _bins(ticks)
-    return np.searchsorted(edges, ticks, "right") - 1, edges
-
-
-def _draw_performance(perf: h5py.Group, axis: _Axis, folder: Path) -> list[Path]:
-    ticks = perf["tick"][()]
-    agg = perf["all_ranks"]
-    ranks = int(perf.attrs.get("ranks", 1))
-    which, edges = _perf_bins(ticks)
-    nb = edges.shape[0]
-
-    def per_bin(values: np.ndarray) -> np.ndarray:
-        return np.bincount(which, weights=values, minlength=nb)
-
-    paths = []
-    # Load imbalance: the busiest rank's kernel time over the mean, per tick (per
-    # bin: time-weighted). Wall time would say nothing: ranks wait for each other.
-    busiest = per_bin(agg["kernel_s_max"][()])
-    mean = per_bin(agg["kernel_s"][()]) / ranks
-    imbalance = np.divide(busiest, mean, out=np.ones(nb), where=mean > 0)
-    fig = _figure(9, 4.5)
-    ax = fig.add_subplot()
-    label = "busiest / mean rank kernel time"
-    ax.step(axis(edges), imbalance, where="post", color="C3", lw=1.4, label=label)
-    ax.axhline(1.0, color="grey", lw=0.8, ls="--", label="perfect balance")
-    ax.set_xlabel(axis.label)
-    ax.set_ylabel("load imbalance [max / mean]")
-    top = max(1.1, float(imbalance.max()) * 1.08)
-    ax.set_ylim(bottom=min(0.95, float(imbalance.min()) - 0.05), top=top)
-    overall = float(perf.attrs.get("imbalance", 1.0))
-    if ranks > 1:
-        title = f"Load imbalance per tick on {ranks} ranks: {overall:.2f} over the run"
-    else:
-        title = "Load imbalance per tick: 1 rank, always balanced"
-    ax.set_title(title)
-    ax.legend(fontsize="small", loc="best")
-    ax.grid(alpha=0.3)
-    path = folder / PERFORMANCE_FILES[0]
-    _save(fig, path)
-    paths.append(path)
-
-    # Time breakdown: where the ranks' wall time went, over time and per rank.
-    parts = {k: agg[f"{k}_s"][()] for k in ("kernel", "exchange", "consensus")}
-    wall = agg["wall_s"][()]
-    parts["other"] = np.clip(wall - sum(parts.values()), 0.0, None)
-    fig = _figure(12, 4.8)
-    left, right = fig.subplots(1, 2, width_ratios=[2.2, 1])
-    ticks_in_bin = np.maximum(np.bincount(which, minlength=nb), 1)
-    x = axis(edges)
-    bottom = np.zeros(nb)
-    for key, values in parts.items():
-        y = per_bin(values) / ranks / ticks_in_bin * 1e3  # ms per tick, mean over ranks
-        left.fill_between(x, bottom, bottom + y, step="post", color=_COLOURS[key], label=key, lw=0)
-        bottom += y
-    left.set_xlabel(axis.label)
-    left.set_ylabel("wall time per tick, mean over ranks [ms]")
-    left.set_title("Time breakdown over the run")
-    left.legend(fontsize="small", loc="upper right")
-    left.grid(alpha=0.3)
-
-    totals = _rank_totals(perf)
-    labels = [f"rank {r}" for r in range(totals["kernel"].shape[0])]
-    if len(labels) > 64:  # too many bars: show the fastest, the median and the slowest rank
-        order = np.argsort(totals["wall"])
-        pick = [order[0], order[len(order) // 2], order[-1]]
-        labels = [
-            f"rank {r} ({w})" for r, w in zip(pick, ("fastest", "median", "slowest"), strict=True)
-        ]
-        totals = {k: v[pick] for k, v in totals.items()}
-    y = np.arange(len(labels))
-    left_edge = np.zeros(len(labels))
-    scale, unit = (1e3, "ms") if totals["wall"].max() < 1 else (1.0, "s")
-    for key in ("kernel", "exchange", "consensus", "other"):
-        right.barh(y, totals[key] * scale, left=left_edge, color=_COLOURS[key], label=key)
-        left_edge += totals[key] * scale
-    right.set_yticks(y, labels, fontsize="small" if len(labels) < 24 else "x-small")
-    right.invert_yaxis()
-    right.set_xlabel(f"wall time over the run [{unit}]")
-    comm = float(perf.attrs.get("communication_share", 0.0))
-    right.set_title(f"Per rank: {comm:.1%} in communication")
-    right.grid(alpha=0.3, axis="x")
-    path = folder / PERFORMANCE_FILES[1]
-    _save(fig, path)
-    paths.append(path)
-    return paths
-
-
-def _rank_totals(perf: h5py.Group) -> dict[str, np.ndarray]:
-    """Per rank, seconds over the run in kernel, exchange, consensus and other."""
-    keys = {k: f"{k}_s" for k in ("kernel", "exchange", "consensus", "wall")}
-    n = perf["tick"].shape[0]
-    out = {k: np.zeros(perf["wall_s"].shape[0]) for k in keys}
-    step = max(1, _BLOCK // max(1, perf["wall_s"].shape[0]))
-    for start in range(0, n, step):
-        for k, ds in keys.items():
-            out[k] += np.nansum(perf[ds][:, start : start + step], axis=1)
-    out["other"] = np.clip(
-        out["wall"] - out["kernel"] - out["exchange"] - out["consensus"], 0, None
-    )
-    return out
+__all__ = ["MAX_BINS", "PERFORMANCE_FILES", "draw_run", "file_name"]

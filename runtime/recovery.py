@@ -20,7 +20,7 @@ from .results import (
     DATA_FOLDER,
     RESULTS_FILE,
     RunFolderUnreadable,
-    open_run,
+    results_file,
     staging_files,
     staging_path,
 )
@@ -43,7 +43,7 @@ def recover(run_dir: Path, *, status: str = "failed", window_bytes: int | None =
     found = staging_files(run_dir)
     if not found:
         try:
-            open_run(run_dir)
+            results_file(run_dir)
         except RunFolderUnreadable:
             pass
         else:
@@ -62,8 +62,8 @@ def recover(run_dir: Path, *, status: str = "failed", window_bytes: int | None =
         complete = min(s.complete_before for s in sources)
         declarations = {}
         for staged in sources:
-            for name, (unit, labels) in staged.declarations.items():
-                declarations.setdefault(name, ProbeDeclaration(unit, tuple(labels)))
+            for name, (unit, labels, plot) in staged.declarations.items():
+                declarations.setdefault(name, ProbeDeclaration(unit, tuple(labels), plot))
         metadata = dict(sources[0].header.get("metadata", {}))
         upto = "every tick" if complete == ALL else f"the ticks before {complete}"
         metadata["status"] = status

@@ -10,8 +10,9 @@ The layout is documented for users in docs/results.md. In short::
 ``runtime.finalize`` turns the staging files into the data files and
 ``results.h5`` (or, after a crash, ``recover`` does); ``runtime.digest``
 defines the results digest. This module holds what both the running and the
-reading side need: the names of the files, the probe filter, run metadata, and
-``pydiasca info``.
+reading side need: the names of the files, the probe filter, run metadata,
+``pydiasca info``, and the Python reading API (``open_run``: a run's metadata,
+probes and per-tick series; docs/analysis.md).
 
 Nothing is ever pickled into a file.
 """
@@ -125,7 +126,7 @@ class RunNeedsRecovery(RunFolderUnreadable):
     """A run folder whose results were never completed, but whose staging files remain."""
 
 
-def open_run(path: str | Path) -> Path:
+def results_file(path: str | Path) -> Path:
     """The results file of a run folder (or the file itself), checked readable.
 
     A folder that still holds staging files and no complete results.h5 (one
@@ -281,13 +282,223 @@ def describe_run(results: Path) -> str:
             unit = str(g.attrs.get("unit", "")) or "-"
             labels = [str(x) for x in g.attrs.get("labels", [])]
             kind = f"vector[{value.shape[1]}]" if value.ndim == 2 else "scalar"
-            extra = ""
+            mode = str(g.attrs.get("plot", ""))
+            extra = f"  plot {mode}" if mode else ""
             if labels:
                 more = f", ... ({len(labels)})" if len(labels) > 6 else ""
-                extra = f"  labels {', '.join(labels[:6])}{more}"
+                extra += f"  labels {', '.join(labels[:6])}{more}"
             lines.append(
                 f"  {name:<{wide}} {kind:<12} rows {value.shape[0]:>10,}  "
                 f"value {shape:<12} unit {unit}{extra}"
             )
         lines.append(f"results digest: {_attr_text(attrs.get('digest', ''))}")
     return "\n".join(lines)
+
+
+# --- the Python reading API -------------------------------------------------------------
+
+
+def per_tick(group: h5py.Group, block: int = 1 << 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per distinct tick of a probe: the tick, the sum of the values recorded then
+    (one column per vector component) and how many rows were recorded then.
+
+    Read a block at a time, so that a huge probe needs bounded memory. Plots and
+    ``Probe.series`` both use it: a ``sum`` plot shows exactly these numbers.
+    """
+    t_ds, v_ds = group["tick"], group["value"]
+    width = v_ds.shape[1] if v_ds.ndim == 2 else 1
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+    for start in range(0, t_ds.shape[0], block):
+        ticks = t_ds[start : start + block]
+        values = v_ds[start : start + block].reshape(ticks.shape[0], width)
+        uniq, which = np.unique(ticks, return_inverse=True)
+        parts.append((uniq, _sum_by(which, values, uniq.shape[0]), np.bincount(which)))
+    if len(parts) == 1:
+        return parts[0]
+    if not parts:
+        return np.empty(0, np.int64), np.empty((0, width)), np.empty(0, np.int64)
+    ticks = np.concatenate([p[0] for p in parts])
+    uniq, which = np.unique(ticks, return_inverse=True)  # ticks that span two blocks
+    sums = _sum_by(which, np.concatenate([p[1] for p in parts]), uniq.shape[0])
+    counts = np.bincount(which, weights=np.concatenate([p[2] for p in parts]))
+    return uniq, sums, counts.astype(np.int64)
+
+
+def _sum_by(which: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
+    """Column sums of the rows of ``values`` grouped by ``which`` (0 <= which < n)."""
+    out = np.empty((n, values.shape[1]))
+    for c in range(values.shape[1]):
+        out[:, c] = np.bincount(which, weights=values[:, c], minlength=n)
+    return out
+
+
+class ProbeSeries:
+    """A probe over time, one entry per tick at which it was recorded.
+
+    ``tick`` and ``time`` (simulated seconds) index every array. ``sum`` and
+    ``mean`` are over the rows of each tick (over actors, when each records once
+    per tick), ``count`` is the number of rows; for a vector probe ``sum`` and
+    ``mean`` have one column per component. These are the numbers that the plot
+    modes ``sum``, ``mean`` and ``count`` draw.
+    """
+
+    def __init__(
+        self, tick: np.ndarray, time: np.ndarray, sum: np.ndarray, count: np.ndarray
+    ) -> None:
+        self.tick, self.time, self.sum, self.count = tick, time, sum, count
+        shape = (-1, 1) if sum.ndim == 2 else (-1,)
+        self.mean = sum / np.maximum(count, 1).reshape(shape)
+
+    def __len__(self) -> int:
+        return self.tick.shape[0]
+
+    def to_pandas(self) -> Any:
+        """A DataFrame indexed by tick: time, sum, mean, count (sum_<label>... for vectors)."""
+        pd = _pandas()
+        columns: dict[str, np.ndarray] = {"time": self.time}
+        if self.sum.ndim == 1:
+            columns.update(sum=self.sum, mean=self.mean)
+        else:
+            for i in range(self.sum.shape[1]):
+                columns[f"sum_{i}"] = self.sum[:, i]
+                columns[f"mean_{i}"] = self.mean[:, i]
+        columns["count"] = self.count
+        return pd.DataFrame(columns, index=pd.Index(self.tick, name="tick"))
+
+
+class Probe:
+    """One probe of a run: its unit, labels, plot mode and rows, read on demand.
+
+    Each method reads the probe from the run's files whole, into memory.
+    """
+
+    def __init__(self, run: Run, name: str) -> None:
+        self.run, self.name = run, name
+        with h5py.File(run.results, "r") as f:
+            g = f["probes"][name]
+            self.unit = str(g.attrs.get("unit", ""))
+            self.labels = [str(x) for x in g.attrs.get("labels", [])]
+            self.plot = str(g.attrs.get("plot", ""))
+            self.width = int(g["value"].shape[1]) if g["value"].ndim == 2 else 0
+            self.row_count = int(g["tick"].shape[0])
+
+    def __repr__(self) -> str:
+        shape = f"vectors of {self.width}" if self.width else "numbers"
+        return f"<Probe {self.name!r}: {self.row_count:,} rows of {shape}>"
+
+    def rows(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Every row as (tick, aai, value) arrays, in canonical order (tick, then AAI)."""
+        with h5py.File(self.run.results, "r") as f:
+            g = f["probes"][self.name]
+            return g["tick"][()], g["aai"][()], g["value"][()]
+
+    def series(self) -> ProbeSeries:
+        """Per tick: sum, mean and count over the rows recorded then (see ProbeSeries)."""
+        with h5py.File(self.run.results, "r") as f:
+            tick, sums, count = per_tick(f["probes"][self.name])
+        if not self.width:
+            sums = sums[:, 0]
+        return ProbeSeries(tick, tick * self.run.tick_duration, sums, count)
+
+    def per_actor(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(ticks, aais, matrix): ``matrix[i, j]`` is actor ``aais[j]``'s value at
+        ``ticks[i]`` (NaN where it recorded nothing; its last row when several).
+        Vector probes give a third axis, one entry per component."""
+        tick, aai, value = self.rows()
+        ticks, row = np.unique(tick, return_inverse=True)
+        aais, col = np.unique(aai, return_inverse=True)
+        matrix = np.full((ticks.shape[0], aais.shape[0], *value.shape[1:]), np.nan)
+        matrix[row, col] = value  # rows are in recording order: the last one stays
+        return ticks, aais, matrix
+
+    def to_pandas(self) -> Any:
+        """Every row as a DataFrame: tick, time, aai, and value; a vector probe has one
+        column per component, named by its labels (``value_0``, ``value_1``... when it
+        has none, or when they repeat or clash with tick, time or aai)."""
+        pd = _pandas()
+        tick, aai, value = self.rows()
+        columns: dict[str, np.ndarray] = {
+            "tick": tick,
+            "time": tick * self.run.tick_duration,
+            "aai": aai,
+        }
+        if value.ndim == 1:
+            columns["value"] = value
+        else:
+            names = self.labels
+            if len(set(names) | set(columns)) != len(names) + len(columns):
+                names = [f"value_{i}" for i in range(value.shape[1])]
+            columns.update({label: value[:, i] for i, label in enumerate(names)})
+        return pd.DataFrame(columns)
+
+
+class Run:
+    """A finished run folder, for reading in Python (``open_run``)."""
+
+    def __init__(self, results: Path) -> None:
+        self.results = results  # the results.h5 file
+        self.folder = results.parent
+        with h5py.File(results, "r") as f:
+            self.metadata: dict[str, Any] = {k: _attr_python(v) for k, v in f.attrs.items()}
+            self.probes: list[str] = sorted(f.get("probes", {}))
+
+    def __repr__(self) -> str:
+        return f"<Run {str(self.folder)!r}: {self.status}, {len(self.probes)} probe(s)>"
+
+    @property
+    def digest(self) -> str:
+        """The results digest (the reproducibility check: see docs/results.md)."""
+        return str(self.metadata.get("digest", ""))
+
+    @property
+    def status(self) -> str:
+        """``completed``, ``failed`` or ``interrupted``."""
+        return str(self.metadata.get("status", ""))
+
+    @property
+    def tick_duration(self) -> float:
+        """Simulated seconds per tick."""
+        return float(self.metadata.get("tick_duration", 1.0))
+
+    def probe(self, name: str) -> Probe:
+        """The probe called ``name``; an unknown name is a ``LookupError`` that lists the
+        probes (with "did you mean" when one is close)."""
+        if name not in self.probes:
+            import difflib
+
+            close = difflib.get_close_matches(name, self.probes, n=1)
+            hint = f"did you mean {close[0]}? " if close else ""
+            raise LookupError(
+                f"{self.folder}: no probe {name!r}; {hint}probes: {', '.join(self.probes)}"
+            )
+        return Probe(self, name)
+
+
+def open_run(path: str | Path) -> Run:
+    """A run folder (or its results.h5), ready to read in Python.
+
+    Raises ``RunFolderUnreadable`` (or ``RunNeedsRecovery``) with a one-line
+    message when the folder holds no finished run.
+    """
+    return Run(results_file(path))
+
+
+def _attr_python(value: Any) -> Any:
+    """An HDF5 attribute as a plain Python value."""
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, np.ndarray):
+        return [_attr_python(v) for v in value.tolist()]
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError:
+        raise ImportError(
+            "to_pandas() needs pandas, which pydiasca does not install: pip install pandas"
+        ) from None
+    return pandas

@@ -17,7 +17,7 @@ import secrets
 import shutil
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -31,7 +31,7 @@ from .finalize import finalize
 from .launch import note_run_dir, world
 from .placement import make_placement
 from .polling import Silence
-from .scenario import Scenario
+from .scenario import Override, Scenario, load_scenario
 from .scenario.memory import memory_problem
 from .sgroups import ROOT, SGroups
 from .staging import StagingSink
@@ -106,19 +106,27 @@ def prepare_run_dir(run_dir: Path) -> Path:
 
 
 def run_scenario(
-    scenario: Scenario,
+    scenario: Scenario | str | Path,
+    overrides: Mapping[str, Any] | Iterable[str | Override] = (),
     *,
     out: str | Path | None = None,
     on_tick: Callable[[Kernel], None] | None = None,
     handle_signals: bool = False,
     run_order_seed: int | None = None,
 ) -> RunOutcome:
-    """Run ``scenario`` on this process's rank(s) and write its run folder.
+    """Run a scenario and write its run folder; the outcome says where (``run_dir``),
+    its ``digest`` and ``status``: for notebooks and parameter sweeps.
 
-    Settings come from the scenario alone: to change one, load the scenario
-    with an override (``load_scenario(path, ["simulation.seed=7"])``), which is
-    what the command line's flags do. Under MPI every rank calls this.
+    ``scenario`` is a scenario file, or a ``Scenario`` already loaded.
+    ``overrides`` change the file's settings as ``--set`` does, given as
+    ``{"simulation.seed": 7}`` or ``["simulation.seed=7"]``; a bad one raises
+    ``ScenarioError``. In a plain Python process the run has one rank; under
+    ``mpiexec`` every rank calls this, with the same arguments.
     """
+    if not isinstance(scenario, Scenario):
+        scenario = load_scenario(scenario, _overrides(overrides))
+    elif overrides:
+        raise TypeError("overrides apply to a scenario file: pass its path, not a Scenario")
     comm = world()
     # How long ranks wait for each other around the run: writing results and plots
     # may keep one rank busy for long, but a silent rank must still end the job.
@@ -133,6 +141,15 @@ def run_scenario(
     finally:
         if signals is not None:
             signals.restore()
+
+
+def _overrides(given: Mapping[str, Any] | Iterable[str | Override]) -> list[str | Override]:
+    """``{"section.key": value}`` as ``Override``s; strings and Overrides as they are."""
+    if isinstance(given, str):  # one --set string
+        return [given]
+    if not isinstance(given, Mapping):
+        return list(given)
+    return [Override.of(target, value) for target, value in given.items()]
 
 
 def _run_with_folder(
@@ -229,7 +246,10 @@ def _kernel(
         mode=scenario.mode,
         transport=transport,
         placement=placement,
-        probes=ProbeStore(wanted=results.probe_filter(scenario.include, scenario.exclude)),
+        probes=ProbeStore(
+            wanted=results.probe_filter(scenario.include, scenario.exclude),
+            plot_modes=scenario.plot_modes,
+        ),
         run_order_seed=run_order_seed,
     )
     for entry in scenario.actors:

@@ -10,7 +10,7 @@ which the reader detects and ignores. The frames are:
   metadata as known at the start; the first frame of every file.
 - ``ROWS``: one chunk of one probe's rows, in the order the rank recorded them
   (tick order): ticks, AAIs, values.
-- ``DECLARED``: JSON of the probe declarations (units, labels) so far.
+- ``DECLARED``: JSON of the probe declarations (units, labels, plot modes) so far.
 - ``MARK``: "every row of a tick below T is in the frames before this one". The
   runner writes marks at tick boundaries (``StagingSink.mark``); the sink's
   ``close`` writes the final mark ``ALL``. Rows after the last mark are ignored.
@@ -91,7 +91,9 @@ class StagingSink:
         """Every row of a tick below ``tick`` has been written (the caller flushed)."""
         if declarations and declarations != self._declared:
             self._declared = dict(declarations)
-            text = json.dumps({k: [d.unit, list(d.labels)] for k, d in declarations.items()})
+            text = json.dumps(
+                {k: [d.unit, list(d.labels), d.plot] for k, d in declarations.items()}
+            )
             self._append(_frame(DECLARED, b"", 0, len(text.encode()), 0, 0, [text.encode()]))
         self._append(_frame(MARK, b"", 0, 0, tick, tick, []))
         if not self.error:
@@ -229,7 +231,7 @@ class Staged(dict):
         super().__init__()
         self.path = path
         self.header: dict[str, Any] = {}
-        self.declarations: dict[str, tuple[str, list[str]]] = {}
+        self.declarations: dict[str, tuple[str, list[str], str]] = {}
         self.complete_before = 0
         self.torn = False
         self.frame_rows: dict[int, int] = {}
@@ -273,7 +275,9 @@ class Staged(dict):
                     self.frame_rows[start] = rows
                 pending = []
                 self.complete_before = first
-                self.declarations = {k: (v[0], list(v[1])) for k, v in declared.items()}
+                self.declarations = {
+                    k: (v[0], list(v[1]), v[2] if len(v) > 2 else "") for k, v in declared.items()
+                }
             at += _HEAD.size + body
         self.torn = at != size
 

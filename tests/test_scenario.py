@@ -123,7 +123,7 @@ ERRORS = {
     "unknown key in [results]": (
         SIM + SHOP + "[results]\noutput_dir = 'x'\n",
         "[results] output_dir: unknown key; did you mean output? "
-        "allowed keys: output, include, exclude, plots",
+        "allowed keys: output, include, exclude, plots, plot",
     ),
     "TOML syntax": (
         '[simulation]\nname = "a"\nseed 5\n',

@@ -40,6 +40,7 @@ from .values import (
     _name,
     _one_of,
     _patterns,
+    _plot_modes,
     _positive,
     _process_grid,
     _table,
@@ -67,6 +68,7 @@ class Scenario:
     include: list[str] = field(default_factory=list)  # [results] probe patterns to keep
     exclude: list[str] = field(default_factory=list)  # [results] probe patterns to drop
     plots: bool = True
+    plot_modes: dict[str, str] = field(default_factory=dict)  # [results] plot: probe -> mode
     group_size: int | None = None  # None: one group of all ranks
     routing: str = "direct"
     watchdog_s: float = 60.0
@@ -96,20 +98,9 @@ class Override:
         """``section.key=value``, the value read as TOML if it can be, else as a bare word."""
         where = f"--set {text if len(text) <= 100 else text[:100] + '...'}"
         target, equals, raw = text.partition("=")
-        section, dot, key = target.strip().partition(".")
-        if not (equals and section and dot and key):
-            raise ScenarioError(
-                "malformed override",
-                where=where,
-                fix="expected section.key=value, e.g. simulation.seed=5",
-            )
-        keys = _OVERRIDABLE.get(section)
-        if keys is None:
-            known = [f"[{name}]" for name in _OVERRIDABLE]
-            listing = "only these sections can be set"
-            _unknown("section cannot be set", f"[{section}]", known, where, listing)
-        if key not in keys:
-            _unknown(f"unknown key of [{section}]", key, list(keys), where, "allowed keys")
+        if not equals:
+            target = ""  # malformed
+        section, key = _target(target, where)
         raw = raw.strip()
         try:
             value = tomllib.loads(f"v = {raw}")["v"]
@@ -122,6 +113,31 @@ class Override:
                 fix=f"nest at most {MAX_DEPTH} levels",
             ) from None
         return cls(section, key, value)
+
+    @classmethod
+    def of(cls, target: str, value: Any) -> Override:
+        """``section.key`` set to ``value`` as it is (the Python API's overrides)."""
+        section, key = _target(str(target), f"override {target!r}")
+        return cls(section, key, value)
+
+
+def _target(target: str, where: str) -> tuple[str, str]:
+    """The (section, key) of ``section.key``, which must be one that can be set."""
+    section, dot, key = target.strip().partition(".")
+    if not (section and dot and key):
+        raise ScenarioError(
+            "malformed override",
+            where=where,
+            fix="expected section.key=value, e.g. simulation.seed=5",
+        )
+    keys = _OVERRIDABLE.get(section)
+    if keys is None:
+        known = [f"[{name}]" for name in _OVERRIDABLE]
+        listing = "only these sections can be set"
+        _unknown("section cannot be set", f"[{section}]", known, where, listing)
+    if key not in keys:
+        _unknown(f"unknown key of [{section}]", key, list(keys), where, "allowed keys")
+    return section, key
 
 
 def load_scenario(path: str | Path, overrides: Iterable[str | Override] = ()) -> Scenario:
@@ -146,7 +162,13 @@ _SIMULATION_KEYS = {
     "seed": _whole(0, SEED_LIMIT - 1),
     "mode": _mode,
 }
-_RESULTS_KEYS = {"output": _text, "include": _patterns, "exclude": _patterns, "plots": _boolean}
+_RESULTS_KEYS = {
+    "output": _text,
+    "include": _patterns,
+    "exclude": _patterns,
+    "plots": _boolean,
+    "plot": _plot_modes,
+}
 _DEPLOYMENT_KEYS = {
     "group_size": _whole(1, MAX_RANKS),
     "routing": _one_of(ROUTINGS),
@@ -242,6 +264,7 @@ def _load(path: Path, overrides: Iterable[str | Override]) -> Scenario:
         include=results.get("include", []),
         exclude=results.get("exclude", []),
         plots=results.get("plots", True),
+        plot_modes=results.get("plot", {}),
         group_size=deployment.get("group_size"),
         routing=deployment.get("routing", "direct"),
         watchdog_s=deployment.get("watchdog_s", 60.0),

@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from engine import MODES
+from engine import MODES, PLOT_MODES
 
 
 class ScenarioError(Exception):
@@ -270,6 +270,21 @@ def _patterns(value: Any, where: str) -> list[str]:
                 r"put a backslash before it: '\(' (in TOML single quotes)",
             ) from None
     return list(value)
+
+
+def _plot_modes(value: Any, where: str) -> dict[str, str]:
+    """``{ probe = "mode" }``: how ``pydiasca plot`` draws each named probe."""
+    example = '{ sheep = "sum", lifespan = "events" }'
+    if not isinstance(value, dict):
+        _expected(value, where, f"a table of probe names and plot modes, e.g. {example}")
+    for name, mode in value.items():
+        _plain(name, where, MAX_TEXT)
+        if type(mode) is not str:
+            _expected(mode, f"{where}.{name}", f"a plot mode: one of {', '.join(PLOT_MODES)}")
+        if mode not in PLOT_MODES:
+            problem = f"unknown plot mode {_quote(mode)}"
+            _unknown(problem, mode, list(PLOT_MODES), f"{where}.{name}", "plot modes")
+    return dict(value)
 
 
 def _boolean(value: Any, where: str) -> bool:
