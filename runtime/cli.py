@@ -21,6 +21,7 @@ from engine import MODES, Kernel
 
 from . import runner
 from .comm import Comm
+from .digest import digest_line
 from .launch import LaunchError, launched_size, relaunch, world
 from .placement import POLICIES
 from .polling import Silence
@@ -393,7 +394,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from .recovery import RecoverError, recover, recovered
+    from .recovery import RecoverError, recover, recovered, stopped_at
 
     folder = Path(args.run_dir)
     if not folder.is_dir():
@@ -405,7 +406,7 @@ def _recover(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(recovered(folder, done))
-    print(f"results digest: {done.digest}")
+    print(digest_line(done.digest, "failed", stopped_at(done)))
     return 0
 
 

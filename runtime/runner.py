@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -151,6 +152,11 @@ def _run_with_folder(
         log_handler = _start_log(scenario, settings, run_dir)
     else:  # other ranks stay quiet: their warnings go to run.log too
         log_handler = _rank_log(run_dir, comm.rank)
+    if comm.rank == ROOT and scenario.stop_tick is None:
+        _warn(
+            "no stop tick: this run ends only when nothing is planned; "
+            "set [simulation] stop_tick or duration to bound it"
+        )
     try:
         stats, problem = _run(kernel, run_dir, comm, start, on_tick)
         ended = datetime.now(UTC)
@@ -283,6 +289,12 @@ def _start_log(scenario: Scenario, settings: _Settings, run_dir: Path) -> loggin
             "group size %d, routing %s, placement %s", sg.group_size, sc.routing, sc.placement
         )
     return handler
+
+
+def _warn(text: str) -> None:
+    """A warning for the user: on stderr now, and in ``run.log``."""
+    print(f"warning: {text}", file=sys.stderr, flush=True)
+    _log.warning("%s", text)
 
 
 def _rank_log(run_dir: Path, rank: int) -> logging.Handler:

@@ -20,7 +20,7 @@ from runtime.results import read_probes
 from runtime.runner import run_scenario
 from runtime.scenario import load_scenario
 
-DIGEST = re.compile(r"^results digest: ([0-9a-f]{64})$")
+DIGEST = re.compile(r"^results digest: ([0-9a-f]{64})$", re.M)
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -224,7 +224,10 @@ def test_signal_leaves_a_readable_interrupted_run(tmp_path, signum):
         assert len(ticks) >= 5
         assert np.array_equal(ticks, np.arange(1, len(ticks) + 1))
         assert int(f.attrs["last_tick"]) == ticks[-1]
-    assert last_digest(subprocess.CompletedProcess([], 0, out, err))
+        expected = f"partial results digest (interrupted at tick {ticks[-1]}): {f.attrs['digest']}"
+    # The digest of an unfinished run must not pass for a finished one's.
+    assert out.strip().splitlines()[-1] == expected
+    assert not DIGEST.search(out)
 
 
 def test_unwritable_output_is_reported_before_the_run(tmp_path):
