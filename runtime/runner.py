@@ -327,9 +327,13 @@ def _run(
     kernel.probes.sink = sink
     period = _mark_period()
     next_mark = time.monotonic() + period
+    shared_told = False
 
     def tick_started(k: Kernel) -> None:
-        nonlocal next_mark
+        nonlocal next_mark, shared_told
+        if not shared_told:  # the initial actors are built: say what they share
+            shared_told = True
+            _warn_shared(k, comm.rank == ROOT)
         if on_tick is not None and comm.rank == ROOT:
             on_tick(k)
         if time.monotonic() >= next_mark:
@@ -344,6 +348,8 @@ def _run(
         kernel.interrupt()
     try:
         stats = kernel.run()
+        if not shared_told:  # a run of tick 0 alone
+            _warn_shared(kernel, comm.rank == ROOT)
         sink.close(kernel.probes.declarations)  # the final mark: every row is staged
     except Silence as exc:  # a rank went silent and the job ends: keep what this rank recorded
         _log.error("%s", exc)
@@ -359,6 +365,29 @@ def _run(
             _log.error("%s; the run stopped at the end of tick %d", problem, stats.last_tick)
         stats.status = "failed"
     return stats, problem
+
+
+def _warn_shared(kernel: Kernel, root: bool) -> None:
+    """One warning per (class, attribute) whose mutable object two actors hold.
+
+    Only the root prints it; other ranks (which see only their own actors) log it.
+    """
+    for found in kernel.shared:
+        also = ""
+        if found.other_attribute != found.attribute:
+            also = f" (the first as {found.other_attribute!r})"
+        text = (
+            f"{found.cls.__name__}.{found.attribute}: actors {kernel.label(found.other_aai)} "
+            f"and {kernel.label(found.aai)} hold the same {found.kind} object{also}, so "
+            f"results will depend on the number of ranks; give each actor its own (a mutable "
+            f"default "
+            f"argument such as {found.attribute}=[] is shared by every call: default to None "
+            f"and build it in __init__)"
+        )
+        if root:
+            _warn(text)
+        else:
+            _log.warning("%s", text)
 
 
 def _mark_period() -> float:
