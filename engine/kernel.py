@@ -27,7 +27,7 @@ from .errors import MessageError, SimulationError
 from .portable import PLAIN_TYPES, check_creation, check_message, describe, users_interrupt
 from .probes import ProbeStore
 from .random import Random, stream_keys
-from .sharing import SharedState, shared_state
+from .sharing import FULL_SCAN, SAMPLE, SharedState, shared_state
 from .trace import TickTrace
 from .transport import (
     Envelope,
@@ -475,6 +475,8 @@ class Kernel:
         self._initial = []
         if built and self.check_sharing:
             actors = self._actors
+            if sum(map(len, built)) > FULL_SCAN:  # a sample: see engine.sharing
+                built = [aais[:SAMPLE] for aais in built]
             self.shared = shared_state(actors[aai] for aais in built for aai in aais)
         for aai, cls, kwargs in self._born:
             self._build(cls, (aai,), kwargs, False, fresh)

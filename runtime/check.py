@@ -179,7 +179,7 @@ def _key(d: _Divergence) -> tuple[int, str, int]:
 def _bits(values: np.ndarray) -> np.ndarray:
     """Each row's values as integers, one row per line: NaN equals NaN, -0.0 differs from 0.0."""
     v = np.ascontiguousarray(values, dtype="<f8")
-    return v.reshape(len(v), -1).view("<u8")
+    return (v if v.ndim == 2 else v.reshape(len(v), 1)).view("<u8")
 
 
 def _first_row(a: Series, b: Series) -> tuple[int, int] | None:

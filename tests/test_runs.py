@@ -296,3 +296,37 @@ def test_default_run_folder_is_named_after_the_scenario(tmp_path):
     (run,) = (tmp_path / "results").iterdir()
     assert re.fullmatch(r"phold-small-\d{8}T\d{6}\.\d{6}Z", run.name)
     assert (run / "results.h5").exists()
+
+
+BRIEF = """
+from engine import Actor
+
+class Brief(Actor):
+    def on_first_diasca(self):
+        self.schedule_in(1)
+
+    def act_spontaneous(self):
+        self.record("tick", self.tick)
+        if self.tick < 3:
+            self.schedule_in(1)
+"""
+
+
+@pytest.mark.parametrize("stop", ["", "stop_tick = 10\n"])
+def test_a_run_without_stop_tick_is_warned_about_once(tmp_path, stop):
+    write(tmp_path / "brief.py", BRIEF)
+    scen = write(
+        tmp_path / "s.toml",
+        f'[simulation]\nname = "s"\n{stop}\n[[actors]]\nclass = "brief.py:Brief"\ncount = 3\n'
+        f"\n[results]\nplots = false\n",
+    )
+    proc = cli("run", str(scen), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    warning = "warning: no stop tick: this run ends only when nothing is planned"
+    log = (tmp_path / "run" / "run.log").read_text()
+    if stop:
+        assert "warning" not in proc.stderr and "no stop tick" not in log
+    else:
+        assert proc.stderr.count(warning) == 1, proc.stderr
+        assert "no stop tick: this run ends only when nothing is planned" in log
+    last_digest(proc)  # the run completed: a plain digest line
