@@ -27,7 +27,7 @@ from .errors import MessageError, SimulationError
 from .portable import PLAIN_TYPES, check_creation, check_message, describe, users_interrupt
 from .probes import ProbeStore
 from .random import Random, stream_keys
-from .sharing import FULL_SCAN, SAMPLE, SharedState, shared_state
+from .sharing import SharedState, shared_by_initial
 from .trace import TickTrace
 from .transport import (
     Envelope,
@@ -186,8 +186,7 @@ class Kernel:
         self.on_tick = None  # optional callback(kernel) at each new tick, for progress displays
         self.global_events = 0  # events processed on all ranks, as of the last consensus
         self._populations: list = []  # engine.dense populations, in declaration order
-        # Mutable objects that two initial actors hold (engine.sharing), found once
-        # they are built when check_sharing is on; the runtime warns about them.
+        # Mutable objects that two initial actors hold (engine.sharing), once built.
         self.check_sharing = check_sharing
         self.shared: list[SharedState] = []
 
@@ -474,10 +473,7 @@ class Kernel:
             built.append(mine)
         self._initial = []
         if built and self.check_sharing:
-            actors = self._actors
-            if sum(map(len, built)) > FULL_SCAN:  # a sample: see engine.sharing
-                built = [aais[:SAMPLE] for aais in built]
-            self.shared = shared_state(actors[aai] for aais in built for aai in aais)
+            self.shared = shared_by_initial(self._actors, built)
         for aai, cls, kwargs in self._born:
             self._build(cls, (aai,), kwargs, False, fresh)
         self._born = []

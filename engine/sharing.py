@@ -22,7 +22,7 @@ an object: a mutable default argument, a class attribute, a module global.
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -96,6 +96,16 @@ def shared_state(actors: Iterable[Actor]) -> list[SharedState]:
     return list(found.values())
 
 
+def shared_by_initial(
+    actors: Sequence[Actor | None], built: list[Sequence[int]]
+) -> list[SharedState]:
+    """``shared_state`` of the initial actors of a rank, given by AAI block by block
+    (the first ``SAMPLE`` of each block when there are more than ``FULL_SCAN``)."""
+    if sum(map(len, built)) > FULL_SCAN:
+        built = [aais[:SAMPLE] for aais in built]
+    return shared_state(actors[aai] for aais in built for aai in aais)  # type: ignore[misc]
+
+
 def _name(actor: Actor, value: object) -> str:
     """The attribute of ``actor`` that holds ``value`` (found again: the rare path)."""
     for name in (*actor.__dict__, *_model_slots(type(actor))):
@@ -104,4 +114,4 @@ def _name(actor: Actor, value: object) -> str:
     return "?"
 
 
-__all__ = ["FULL_SCAN", "SAMPLE", "SharedState", "shared_state"]
+__all__ = ["FULL_SCAN", "SAMPLE", "SharedState", "shared_by_initial", "shared_state"]

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from engine import Kernel
+from engine.sharing import SharedState
 
 from .results import RESULTS_FILE, read_probes
 from .scenario import Override, Scenario, ScenarioError, load_scenario
@@ -135,6 +136,20 @@ def _check_in(
     return EXIT_DIVERGED
 
 
+def shared_state_warning(kernel: Kernel, found: SharedState) -> str:
+    """What a run says about a mutable object that two of its actors hold."""
+    also = ""
+    if found.other_attribute != found.attribute:
+        also = f" (the first as {found.other_attribute!r})"
+    return (
+        f"{found.cls.__name__}.{found.attribute}: actors {kernel.label(found.other_aai)} "
+        f"and {kernel.label(found.aai)} hold the same {found.kind} object{also}, so "
+        f"results will depend on the number of ranks; give each actor its own (a mutable "
+        f"default argument such as {found.attribute}=[] is shared by every call: default "
+        f"to None and build it in __init__)"
+    )
+
+
 def _run(
     path: str, stop: int, ranks: int, settings: Sequence[str | Override], run_dir: Path
 ) -> subprocess.CompletedProcess:
@@ -246,4 +261,4 @@ def _tail(proc: subprocess.CompletedProcess, lines: int = 12) -> str:
     return "\n".join("  " + line for line in text[-lines:])
 
 
-__all__ = ["DEFAULT_LAYOUTS", "DEFAULT_TICKS", "EXIT_DIVERGED", "check"]
+__all__ = ["DEFAULT_LAYOUTS", "DEFAULT_TICKS", "EXIT_DIVERGED", "check", "shared_state_warning"]

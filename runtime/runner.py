@@ -153,10 +153,7 @@ def _run_with_folder(
     else:  # other ranks stay quiet: their warnings go to run.log too
         log_handler = _rank_log(run_dir, comm.rank)
     if comm.rank == ROOT and scenario.stop_tick is None:
-        _warn(
-            "no stop tick: this run ends only when nothing is planned; "
-            "set [simulation] stop_tick or duration to bound it"
-        )
+        _warn("no stop tick: this run ends only when nothing is planned; add stop_tick or duration")
     try:
         stats, problem = _run(kernel, run_dir, comm, start, on_tick)
         ended = datetime.now(UTC)
@@ -291,9 +288,10 @@ def _start_log(scenario: Scenario, settings: _Settings, run_dir: Path) -> loggin
     return handler
 
 
-def _warn(text: str) -> None:
-    """A warning for the user: on stderr now, and in ``run.log``."""
-    print(f"warning: {text}", file=sys.stderr, flush=True)
+def _warn(text: str, root: bool = True) -> None:
+    """A warning for the user: in ``run.log``, and on stderr now from the root."""
+    if root:
+        print(f"warning: {text}", file=sys.stderr, flush=True)
     _log.warning("%s", text)
 
 
@@ -368,26 +366,11 @@ def _run(
 
 
 def _warn_shared(kernel: Kernel, root: bool) -> None:
-    """One warning per (class, attribute) whose mutable object two actors hold.
+    """One warning per (class, attribute) whose mutable object two actors hold."""
+    from .check import shared_state_warning
 
-    Only the root prints it; other ranks (which see only their own actors) log it.
-    """
     for found in kernel.shared:
-        also = ""
-        if found.other_attribute != found.attribute:
-            also = f" (the first as {found.other_attribute!r})"
-        text = (
-            f"{found.cls.__name__}.{found.attribute}: actors {kernel.label(found.other_aai)} "
-            f"and {kernel.label(found.aai)} hold the same {found.kind} object{also}, so "
-            f"results will depend on the number of ranks; give each actor its own (a mutable "
-            f"default "
-            f"argument such as {found.attribute}=[] is shared by every call: default to None "
-            f"and build it in __init__)"
-        )
-        if root:
-            _warn(text)
-        else:
-            _log.warning("%s", text)
+        _warn(shared_state_warning(kernel, found), root)
 
 
 def _mark_period() -> float:
