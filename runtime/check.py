@@ -70,8 +70,7 @@ def check(
     stop = ticks if ticks is not None else min(DEFAULT_TICKS, scenario.stop_tick or DEFAULT_TICKS)
     ranks = [1, *sorted({r for r in layouts if r != 1})]
     print(
-        f"check of {scenario.name}: ticks 0 to {stop - 1} on "
-        f"{_ranks_text(ranks)} rank(s), compared with 1 rank",
+        f"check of {scenario.name}: ticks 0 to {stop - 1} on {_ranks_text(ranks)} rank(s)",
         flush=True,
     )
     if keep is None:
