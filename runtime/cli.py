@@ -444,6 +444,19 @@ def _recover(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from .check import DEFAULT_LAYOUTS, check
+
+    layouts = DEFAULT_LAYOUTS if args.ranks is None else args.ranks
+    try:
+        return check(
+            args.scenario, ticks=args.ticks, layouts=layouts, settings=args.set, keep=args.keep
+        )
+    except KeyboardInterrupt:  # the runs, in this process group, stopped too
+        print("error: check interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
@@ -456,12 +469,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "recover":
         return _recover(args)
     if args.command == "check":
-        from .check import DEFAULT_LAYOUTS, check
-
-        layouts = DEFAULT_LAYOUTS if args.ranks is None else args.ranks
-        return check(
-            args.scenario, ticks=args.ticks, layouts=layouts, settings=args.set, keep=args.keep
-        )
+        return _check(args)
     return EXIT_BAD_INPUT  # unreachable: argparse requires a known command
 
 
