@@ -178,6 +178,12 @@ def test_model_failure_keeps_results_and_reports(tmp_path):
         assert f.attrs["status"] == "failed"
         assert f["probes/alive/tick"][()].tolist() == [1, 2, 3]
         assert "Traceback" in f.attrs["failure"]
+        partial = f"partial results digest (failed at tick 3): {f.attrs['digest']}"
+    # Neither the run nor 'pydiasca info' ends with a line a script takes for a finished run's.
+    assert proc.stderr.strip().splitlines()[-1] == partial
+    info = cli("info", str(tmp_path / "run"))
+    assert info.stdout.strip().splitlines()[-1] == partial
+    assert not DIGEST.search(proc.stdout + proc.stderr + info.stdout)
 
 
 SLOW = """
