@@ -145,3 +145,27 @@ def test_a_run_warns_about_shared_state_on_stderr_and_in_its_log(tmp_path, capsy
     assert err.count(text) == (1 if warned else 0), err
     assert log.count(text) == (1 if warned else 0)
     assert "warning" not in err if not warned else err.startswith("warning: ")
+
+
+_LATE = []
+
+
+class Late(Actor):
+    """Only actors from AAI 5 on share a list: a sample of the first 3 cannot see it."""
+
+    def __init__(self) -> None:
+        self.items = _LATE if self.aai >= 5 else []
+
+
+@pytest.mark.parametrize(("full_scan", "found"), [(100, True), (10, False)])
+def test_beyond_full_scan_only_a_sample_is_looked_at(make_kernel, monkeypatch, full_scan, found):
+    import engine.sharing
+
+    monkeypatch.setattr(engine.sharing, "FULL_SCAN", full_scan)
+    monkeypatch.setattr(engine.sharing, "SAMPLE", 3)
+    kernel = make_kernel(stop_tick=2)
+    kernel.add_actors(Late, 12)
+    kernel.add_actors(Guest, 4)  # shared from the first actors on: the sample finds it
+    kernel.run()
+    names = sorted(s.cls.__name__ for s in kernel.shared)
+    assert names == (["Guest", "Late"] if found else ["Guest"])
