@@ -29,6 +29,7 @@ from .mail import Mail
 from .portable import PLAIN_TYPES, check_creation, check_message, describe, users_interrupt
 from .probes import ProbeStore
 from .random import Random, stream_keys
+from .sharing import SharedState, shared_by_initial
 from .trace import TickTrace
 from .transport import (
     Failure,
@@ -134,6 +135,7 @@ class Kernel:
         placement: Placement | None = None,
         probes: ProbeStore | None = None,
         run_order_seed: int | None = None,
+        check_sharing: bool = True,
     ) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -185,6 +187,9 @@ class Kernel:
         self.on_tick = None  # optional callback(kernel) at each new tick, for progress displays
         self.global_events = 0  # events processed on all ranks, as of the last consensus
         self._populations: list = []  # engine.dense populations, in declaration order
+        # Mutable objects that two initial actors hold (engine.sharing), once built.
+        self.check_sharing = check_sharing
+        self.shared: list[SharedState] = []
 
     # --- setup -------------------------------------------------------------
     @property
@@ -457,6 +462,7 @@ class Kernel:
         """Build the actors due at this diasca; returns those with an ``on_first_diasca``."""
         fresh: list[Actor] = []
         directory, rank = self._directory, self._rank
+        built: list[Sequence[int]] = []
         for block in self._initial:
             first, end = block.first_aai, block.first_aai + block.count
             mine = range(first, end) if self.transport.size == 1 else None
@@ -464,7 +470,10 @@ class Kernel:
                 mine = [aai for aai in range(first, end) if directory[aai][0] == rank]
             shared = block.count > 1 and not _immutable(block.kwargs)
             self._build(block.cls, mine, block.kwargs, shared, fresh)
+            built.append(mine)
         self._initial = []
+        if built and self.check_sharing:
+            self.shared = shared_by_initial(self._actors, built)
         for aai, cls, kwargs in self._born:
             self._build(cls, (aai,), kwargs, False, fresh)
         self._born = []

@@ -21,6 +21,7 @@ from engine import MODES, Kernel
 
 from . import runner
 from .comm import Comm
+from .digest import digest_line
 from .launch import LaunchError, launched_size, relaunch, world
 from .placement import POLICIES
 from .polling import Silence
@@ -92,7 +93,41 @@ def _parser() -> argparse.ArgumentParser:
         "recover", help="build results.h5 from the staging files of a run that did not finish"
     )
     recover.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
+    check = sub.add_parser(
+        "check", help="run a scenario on 1 rank and on other layouts, and compare the results"
+    )
+    check.add_argument("scenario", help="the scenario's TOML file")
+    check.add_argument(
+        "--ticks", type=_positive, metavar="N", help="ticks to run (default 100, or the stop tick)"
+    )
+    check.add_argument(
+        "--ranks",
+        type=_rank_list,
+        default=None,
+        metavar="2,3",
+        help="the layouts compared with 1 rank (default 2)",
+    )
+    check.add_argument(
+        "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="as for run"
+    )
+    check.add_argument("--keep", metavar="DIR", help="keep the runs in DIR/ranks-<N>/")
     return parser
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return int(text)
+
+
+def _rank_list(text: str) -> list[int]:
+    """``--ranks 2,3``: numbers of ranks, each from 1 to MAX_RANKS."""
+    parts = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() and 1 <= int(p) <= MAX_RANKS for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"expected numbers of ranks separated by commas, such as 2,3; got {text!r}"
+        )
+    return [int(p) for p in parts]
 
 
 class _Progress:
@@ -412,7 +447,7 @@ def _info(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    from .recovery import RecoverError, recover, recovered
+    from .recovery import RecoverError, recover, recovered, stopped_at
 
     folder = Path(args.run_dir)
     if not folder.is_dir():
@@ -424,8 +459,21 @@ def _recover(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     print(recovered(folder, done))
-    print(f"results digest: {done.digest}")
+    print(digest_line(done.digest, "failed", stopped_at(done)))
     return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .check import DEFAULT_LAYOUTS, check
+
+    layouts = DEFAULT_LAYOUTS if args.ranks is None else args.ranks
+    try:
+        return check(
+            args.scenario, ticks=args.ticks, layouts=layouts, settings=args.set, keep=args.keep
+        )
+    except KeyboardInterrupt:  # the runs, in this process group, stopped too
+        print("error: check interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -439,6 +487,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _info(args)
     if args.command == "recover":
         return _recover(args)
+    if args.command == "check":
+        return _check(args)
     return EXIT_BAD_INPUT  # unreachable: argparse requires a known command
 
 

@@ -94,6 +94,19 @@ def digest_of(probes: Mapping[str, Series]) -> str:
     )
 
 
+def digest_line(digest: str, status: str = "completed", tick: int | None = None) -> str:
+    """The line that ends a run's summary: ``results digest: <hex>`` for a completed run only.
+
+    A failed or interrupted run's results stop short, so their digest must not
+    pass for a finished run's in a script: ``partial results digest (failed at
+    tick T): <hex>``, where T is the tick the run stopped in (omitted when unknown).
+    """
+    if status == "completed":
+        return f"results digest: {digest}"
+    where = f" at tick {tick}" if tick is not None else ""
+    return f"partial results digest ({status}{where}): {digest}"
+
+
 def digest_file(path: Path) -> str:
     """Recompute the results digest of a results file (streaming, bounded memory)."""
     with h5py.File(path, "r") as f:
@@ -108,6 +121,7 @@ __all__ = [
     "canonical_series",
     "combine_digests",
     "digest_file",
+    "digest_line",
     "digest_of",
     "probe_digest",
     "stream_digest",

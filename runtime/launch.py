@@ -180,7 +180,8 @@ def _recover_if_needed(code: int, run_dir: str, forced: bool) -> int:
     ``failed`` (or ``interrupted`` when the user killed the job)."""
     if not run_dir:
         return code
-    from .recovery import RecoverError, recover, recovered
+    from .digest import digest_line
+    from .recovery import RecoverError, recover, recovered, stopped_at
     from .results import RunFolderUnreadable, RunNeedsRecovery, results_file
     from .storage import StorageError
 
@@ -201,5 +202,5 @@ def _recover_if_needed(code: int, run_dir: str, forced: bool) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(recovered(folder, done, status))
-    print(f"results digest: {done.digest}")
+    print(digest_line(done.digest, status, stopped_at(done)))
     return 130 if forced else 1

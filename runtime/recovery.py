@@ -93,4 +93,10 @@ def recovered(folder: Path, done: Finalized, status: str = "failed") -> str:
     )
 
 
-__all__ = ["RecoverError", "recover", "recovered"]
+def stopped_at(done: Finalized) -> int | None:
+    """The tick a recovered run's digest line names: its first tick without rows
+    (None when every tick was staged, as after a crash in the final writing)."""
+    return None if done.complete_before == ALL else done.complete_before
+
+
+__all__ = ["RecoverError", "recover", "recovered", "stopped_at"]

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .digest import digest_line
+
 if TYPE_CHECKING:
     from .runner import RunOutcome
 
@@ -36,7 +38,8 @@ def format_seconds(s: float) -> str:
 
 
 def summary(outcome: RunOutcome, tick_duration: float) -> str:
-    """The run summary; its last line is ``results digest: <64 hex digits>``."""
+    """The run summary; its last line is ``results digest: <64 hex digits>``, or for a
+    failed or interrupted run ``partial results digest (failed at tick T): ...``."""
     s = outcome.stats
     rate = s.messages / s.wall_s if s.wall_s > 0 else 0.0
     lines = [
@@ -57,7 +60,7 @@ def summary(outcome: RunOutcome, tick_duration: float) -> str:
         f"  probes            {outcome.probes:,} probe(s), {outcome.rows:,} rows"
         + (f", {len(outcome.plots)} plot(s)" if outcome.plots else ""),
         f"  results folder    {outcome.run_dir}",
-        f"results digest: {outcome.digest}",
+        digest_line(outcome.digest, outcome.status, s.last_tick),
     ]
     return "\n".join(lines)
 

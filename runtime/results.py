@@ -225,10 +225,22 @@ def _attr_text(value: Any) -> str:
     return str(value)
 
 
+def _digest_line(attrs: dict) -> str:
+    """The summary's last line: partial for a failed or interrupted run (runtime.digest)."""
+    from .digest import digest_line
+
+    status = _attr_text(attrs.get("status", "completed"))
+    tick = attrs.get("last_tick", attrs.get("rows_before_tick"))
+    return digest_line(
+        _attr_text(attrs.get("digest", "")), status, None if tick is None else int(tick)
+    )
+
+
 def describe_run(results: Path) -> str:
     """What ``pydiasca info`` prints: metadata, probes with shapes and units, status.
 
-    The last line is the results digest, as in the run summary.
+    The last line is the results digest, as in the run summary (partial for a
+    run that did not complete).
     """
     lines = []
 
@@ -291,7 +303,7 @@ def describe_run(results: Path) -> str:
                 f"  {name:<{wide}} {kind:<12} rows {value.shape[0]:>10,}  "
                 f"value {shape:<12} unit {unit}{extra}"
             )
-        lines.append(f"results digest: {_attr_text(attrs.get('digest', ''))}")
+        lines.append(_digest_line(attrs))
     return "\n".join(lines)
 
 

@@ -16,6 +16,7 @@ import os
 import secrets
 import shutil
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -168,6 +169,8 @@ def _run_with_folder(
         log_handler = _start_log(scenario, settings, run_dir)
     else:  # other ranks stay quiet: their warnings go to run.log too
         log_handler = _rank_log(run_dir, comm.rank)
+    if comm.rank == ROOT and scenario.stop_tick is None:
+        _warn("no stop tick: this run ends only when nothing is planned; add stop_tick or duration")
     try:
         stats, problem = _run(kernel, run_dir, comm, start, on_tick)
         ended = datetime.now(UTC)
@@ -305,6 +308,13 @@ def _start_log(scenario: Scenario, settings: _Settings, run_dir: Path) -> loggin
     return handler
 
 
+def _warn(text: str, root: bool = True) -> None:
+    """A warning for the user: in ``run.log``, and on stderr now from the root."""
+    if root:
+        print(f"warning: {text}", file=sys.stderr, flush=True)
+    _log.warning("%s", text)
+
+
 def _rank_log(run_dir: Path, rank: int) -> logging.Handler:
     """A rank other than the root appends its warnings and errors to ``run.log``."""
     handler = SafeFileHandler(run_dir / "run.log", delay=True)  # opened when needed
@@ -335,9 +345,13 @@ def _run(
     kernel.probes.sink = sink
     period = _mark_period()
     next_mark = time.monotonic() + period
+    shared_told = False
 
     def tick_started(k: Kernel) -> None:
-        nonlocal next_mark
+        nonlocal next_mark, shared_told
+        if not shared_told:  # the initial actors are built: say what they share
+            shared_told = True
+            _warn_shared(k, comm.rank == ROOT)
         if on_tick is not None and comm.rank == ROOT:
             on_tick(k)
         if time.monotonic() >= next_mark:
@@ -352,6 +366,8 @@ def _run(
         kernel.interrupt()
     try:
         stats = kernel.run()
+        if not shared_told:  # a run of tick 0 alone
+            _warn_shared(kernel, comm.rank == ROOT)
         sink.close(kernel.probes.declarations)  # the final mark: every row is staged
     except Silence as exc:  # a rank went silent and the job ends: keep what this rank recorded
         _log.error("%s", exc)
@@ -367,6 +383,14 @@ def _run(
             _log.error("%s; the run stopped at the end of tick %d", problem, stats.last_tick)
         stats.status = "failed"
     return stats, problem
+
+
+def _warn_shared(kernel: Kernel, root: bool) -> None:
+    """One warning per (class, attribute) whose mutable object two actors hold."""
+    from .check import shared_state_warning
+
+    for found in kernel.shared:
+        _warn(shared_state_warning(kernel, found), root)
 
 
 def _mark_period() -> float:

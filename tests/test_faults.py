@@ -48,7 +48,7 @@ args = {{ what = "{what}", pid_dir = "{pid_dir}" }}
 [results]
 plots = false
 """
-DIGEST = re.compile(r"^results digest: [0-9a-f]{64}$")
+DIGEST = re.compile(r"^partial results digest \(failed at tick \d+\): [0-9a-f]{64}$")
 
 
 def _scenario(tmp: Path, what: str, stop_tick: int = 10) -> Path:

@@ -20,7 +20,7 @@ from runtime.results import read_probes
 from runtime.runner import run_scenario
 from runtime.scenario import load_scenario
 
-DIGEST = re.compile(r"^results digest: ([0-9a-f]{64})$")
+DIGEST = re.compile(r"^results digest: ([0-9a-f]{64})$", re.M)
 
 
 def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
@@ -178,6 +178,12 @@ def test_model_failure_keeps_results_and_reports(tmp_path):
         assert f.attrs["status"] == "failed"
         assert f["probes/alive/tick"][()].tolist() == [1, 2, 3]
         assert "Traceback" in f.attrs["failure"]
+        partial = f"partial results digest (failed at tick 3): {f.attrs['digest']}"
+    # Neither the run nor 'pydiasca info' ends with a line a script takes for a finished run's.
+    assert proc.stderr.strip().splitlines()[-1] == partial
+    info = cli("info", str(tmp_path / "run"))
+    assert info.stdout.strip().splitlines()[-1] == partial
+    assert not DIGEST.search(proc.stdout + proc.stderr + info.stdout)
 
 
 SLOW = """
@@ -224,7 +230,10 @@ def test_signal_leaves_a_readable_interrupted_run(tmp_path, signum):
         assert len(ticks) >= 5
         assert np.array_equal(ticks, np.arange(1, len(ticks) + 1))
         assert int(f.attrs["last_tick"]) == ticks[-1]
-    assert last_digest(subprocess.CompletedProcess([], 0, out, err))
+        expected = f"partial results digest (interrupted at tick {ticks[-1]}): {f.attrs['digest']}"
+    # The digest of an unfinished run must not pass for a finished one's.
+    assert out.strip().splitlines()[-1] == expected
+    assert not DIGEST.search(out)
 
 
 def test_unwritable_output_is_reported_before_the_run(tmp_path):
@@ -293,3 +302,37 @@ def test_default_run_folder_is_named_after_the_scenario(tmp_path):
     (run,) = (tmp_path / "results").iterdir()
     assert re.fullmatch(r"phold-small-\d{8}T\d{6}\.\d{6}Z", run.name)
     assert (run / "results.h5").exists()
+
+
+BRIEF = """
+from engine import Actor
+
+class Brief(Actor):
+    def on_first_diasca(self):
+        self.schedule_in(1)
+
+    def act_spontaneous(self):
+        self.record("tick", self.tick)
+        if self.tick < 3:
+            self.schedule_in(1)
+"""
+
+
+@pytest.mark.parametrize("stop", ["", "stop_tick = 10\n"])
+def test_a_run_without_stop_tick_is_warned_about_once(tmp_path, stop):
+    write(tmp_path / "brief.py", BRIEF)
+    scen = write(
+        tmp_path / "s.toml",
+        f'[simulation]\nname = "s"\n{stop}\n[[actors]]\nclass = "brief.py:Brief"\ncount = 3\n'
+        f"\n[results]\nplots = false\n",
+    )
+    proc = cli("run", str(scen), "--out", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stderr
+    warning = "warning: no stop tick: this run ends only when nothing is planned"
+    log = (tmp_path / "run" / "run.log").read_text()
+    if stop:
+        assert "warning" not in proc.stderr and "no stop tick" not in log
+    else:
+        assert proc.stderr.count(warning) == 1, proc.stderr
+        assert "no stop tick: this run ends only when nothing is planned" in log
+    last_digest(proc)  # the run completed: a plain digest line
