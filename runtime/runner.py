@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -35,6 +34,7 @@ from .polling import Silence
 from .scenario import Override, Scenario, load_scenario
 from .scenario.memory import memory_problem
 from .sgroups import ROOT, SGroups
+from .signals import RunSignals
 from .staging import StagingSink
 from .storage import SafeFileHandler, StorageError, storage_message, write_text
 
@@ -136,7 +136,7 @@ def run_scenario(
     kernel = _kernel(scenario, settings, comm, run_order_seed)
     # From here on a signal never interrupts Python code: it stops the run at the end
     # of the tick, waits while results are written, and cuts the plotting short.
-    signals = _Signals(kernel, comm.rank == ROOT) if handle_signals else None
+    signals = RunSignals(kernel, comm.rank == ROOT) if handle_signals else None
     try:
         return _run_with_folder(scenario, settings, kernel, comm, out, on_tick, signals)
     finally:
@@ -160,7 +160,7 @@ def _run_with_folder(
     comm: Comm,
     out: str | Path | None,
     on_tick: Callable[[Kernel], None] | None,
-    signals: _Signals | None,
+    signals: RunSignals | None,
 ) -> RunOutcome:
     run_dir = _run_folder(scenario, out, comm)
     started = datetime.now(UTC)
@@ -604,34 +604,6 @@ def _placement_report(per_rank: list[dict], sgroups: SGroups) -> dict[str, Any]:
         "cross_group_fraction": crossed_groups / messages if messages else 0.0,
         "per_rank": per_rank,
     }
-
-
-class _Signals:
-    """SIGINT and SIGTERM while a run is set up, runs, writes and draws its results.
-
-    Every signal asks the kernel to stop at the end of the current tick (or of
-    tick 0, before the run starts); results are then written in full, with
-    status ``interrupted``, and plotting stops at the next figure. Nothing ever
-    raises ``KeyboardInterrupt`` in the middle of writing a file, however many
-    signals come.
-    """
-
-    def __init__(self, kernel: Kernel, root: bool) -> None:
-        self._kernel, self._root, self._count = kernel, root, 0
-        self._previous = {s: signal.signal(s, self._stop) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def _stop(self, signum: int, frame: object) -> None:
-        self._count += 1
-        if self._count == 1 and self._root:
-            _log.warning("signal %d: stopping at the end of tick %d", signum, self._kernel.tick)
-        self._kernel.interrupt()
-
-    def received(self) -> bool:
-        return self._count > 0
-
-    def restore(self) -> None:
-        for signum, handler in self._previous.items():
-            signal.signal(signum, handler)
 
 
 __all__ = ["RunFolderError", "RunOutcome", "RunSetupError", "make_transport", "run_scenario"]
