@@ -118,7 +118,8 @@ def relaunch(ranks: int, cli_args: Sequence[str]) -> int:
     if mpiexec is None:
         raise LaunchError(
             f"--ranks {ranks} needs MPI, and no mpiexec was found; install one with: "
-            f'python -m pip install "pydiasca[mpich]" (or load your cluster\'s MPI, '
+            f'python -m pip install -e ".[mpich]" in the pydiasca checkout '
+            f"(or load your cluster's MPI, "
             f"see docs/clusters.md)"
         )
     command = [mpiexec, "-n", str(ranks), sys.executable, "-m", "runtime.cli", *cli_args]

@@ -107,7 +107,8 @@ def test_relaunch_without_mpi_says_how_to_install_it(monkeypatch):
         launch.relaunch(4, ["run", "x.toml"])
     assert str(err.value) == (
         "--ranks 4 needs MPI, and no mpiexec was found; install one with: "
-        'python -m pip install "pydiasca[mpich]" (or load your cluster\'s MPI, '
+        'python -m pip install -e ".[mpich]" in the pydiasca checkout '
+        "(or load your cluster's MPI, "
         "see docs/clusters.md)"
     )
 
