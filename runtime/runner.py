@@ -20,12 +20,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from engine import Failure, Kernel, LocalTransport, ProbeStore, RunStats, Transport
 
 from . import results
+from .checkpoint import install
 from .comm import Comm
 from .finalize import finalize
 from .launch import note_run_dir, world
@@ -112,24 +114,27 @@ def run_scenario(
     on_tick: Callable[[Kernel], None] | None = None,
     handle_signals: bool = False,
     run_order_seed: int | None = None,
+    restore: Callable[[Kernel], None] | None = None,
 ) -> RunOutcome:
     """Run ``scenario`` on this process's rank(s) and write its run folder.
 
     Settings come from the scenario alone: to change one, load the scenario
     with an override (``load_scenario(path, ["simulation.seed=7"])``), which is
     what the command line's flags do. Under MPI every rank calls this.
+    ``restore`` (``runtime.resume``) fills the kernel from a checkpoint instead
+    of the scenario's actors.
     """
     comm = world()
     # How long ranks wait for each other around the run: writing results and plots
     # may keep one rank busy for long, but a silent rank must still end the job.
     comm.timeout_s = max(10 * scenario.watchdog_s, 600.0)
     settings = _settings(scenario, comm)
-    kernel = _kernel(scenario, settings, comm, run_order_seed)
+    kernel = _kernel(scenario, settings, comm, run_order_seed, restore)
     # From here on a signal never interrupts Python code: it stops the run at the end
     # of the tick, waits while results are written, and cuts the plotting short.
     signals = _Signals(kernel, comm.rank == ROOT) if handle_signals else None
     try:
-        return _run_with_folder(scenario, settings, kernel, comm, out, on_tick, signals)
+        return _run_with_folder(scenario, settings, kernel, comm, out, on_tick, signals, restore)
     finally:
         if signals is not None:
             signals.restore()
@@ -143,6 +148,7 @@ def _run_with_folder(
     out: str | Path | None,
     on_tick: Callable[[Kernel], None] | None,
     signals: _Signals | None,
+    restore: Any = None,
 ) -> RunOutcome:
     run_dir = _run_folder(scenario, out, comm)
     started = datetime.now(UTC)
@@ -152,7 +158,8 @@ def _run_with_folder(
     else:  # other ranks stay quiet: their warnings go to run.log too
         log_handler = _rank_log(run_dir, comm.rank)
     try:
-        stats, problem = _run(kernel, run_dir, comm, start, on_tick)
+        checkpoints = partial(install, kernel, scenario, settings.seed, run_dir, comm, restore)
+        stats, problem = _run(kernel, run_dir, comm, start, on_tick, checkpoints)
         ended = datetime.now(UTC)
         report = _gather_figures(kernel, settings.sgroups, comm)
         metadata = None
@@ -207,7 +214,11 @@ def make_transport(comm: Comm, sgroups: SGroups, routing: str, watchdog_s: float
 
 
 def _kernel(
-    scenario: Scenario, settings: _Settings, comm: Comm, run_order_seed: int | None
+    scenario: Scenario,
+    settings: _Settings,
+    comm: Comm,
+    run_order_seed: int | None,
+    restore: Callable[[Kernel], None] | None = None,
 ) -> Kernel:
     """This rank's kernel with the scenario's actors and populations declared.
 
@@ -232,7 +243,7 @@ def _kernel(
         probes=ProbeStore(wanted=results.probe_filter(scenario.include, scenario.exclude)),
         run_order_seed=run_order_seed,
     )
-    for entry in scenario.actors:
+    for entry in scenario.actors if restore is None else ():
         if entry.count:
             kernel.add_actors(entry.cls, entry.count, entry.hint, entry.id, **entry.args)
     for pop in scenario.populations:  # dense populations: a block on every rank
@@ -242,6 +253,8 @@ def _kernel(
             text = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             text = " ".join(text.splitlines())
             raise RunSetupError(f"{scenario.path}: [[populations]] {pop.name}: {text}") from None
+    if restore is not None:
+        restore(kernel)
     return kernel
 
 
@@ -300,6 +313,7 @@ def _run(
     comm: Comm,
     start: dict[str, Any],
     on_tick: Callable[[Kernel], None] | None,
+    checkpoints: Callable[[StagingSink], Any] = lambda sink: None,
 ) -> tuple[RunStats, str]:
     """Run the kernel, its probes spilling into this rank's staging file.
 
@@ -328,6 +342,7 @@ def _run(
             k.interrupt()
 
     kernel.on_tick = tick_started
+    checkpointer = checkpoints(sink)  # runtime.checkpoint: at the ends of ticks, if asked for
     if sink.error:
         kernel.interrupt()
     try:
@@ -341,7 +356,8 @@ def _run(
         raise
     finally:
         sink.abandon()
-    problem = next((p for p in comm.allgather(sink.error) if p), "")
+    mine = sink.error or (checkpointer.problem if checkpointer is not None else "")
+    problem = next((p for p in comm.allgather(mine) if p), "")
     if problem:
         if comm.rank == ROOT:
             _log.error("%s; the run stopped at the end of tick %d", problem, stats.last_tick)
