@@ -79,6 +79,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--checkpoint-every", type=int, metavar="N", help="take a checkpoint every N ticks"
     )
+    dist.add_argument(
+        "--recover",
+        type=int,
+        metavar="K",
+        help="with --ranks: resume from the last checkpoint after up to K crashes",
+    )
     resume = sub.add_parser(
         "resume", help="continue a run from its newest checkpoint, on any number of ranks"
     )
@@ -202,15 +208,16 @@ def _overrides(args: argparse.Namespace) -> list[str | Override]:
     return [*getattr(args, "set", []), *flags]
 
 
-def _relaunch_args(argv: Sequence[str]) -> list[str]:
-    """The command line without --ranks, for the ranks that mpiexec starts."""
+def _relaunch_args(argv: Sequence[str], *more: str) -> list[str]:
+    """The command line without --ranks (and ``more`` flags), for the ranks mpiexec starts."""
     out, skip = [], False
+    dropped = ("--ranks", *more)
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--ranks":
+        elif arg in dropped:
             skip = True
-        elif not arg.startswith("--ranks="):
+        elif not arg.startswith(tuple(f"{d}=" for d in dropped)):
             out.append(arg)
     return out
 
@@ -223,8 +230,19 @@ def _run(args: argparse.Namespace, argv: Sequence[str], here=None) -> int:  # no
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    recover = getattr(args, "recover", None)
+    if recover is not None and (recover < 0 or not args.ranks or args.ranks < 2):
+        print(
+            f"error: --recover: got {recover}; give a whole number >= 0 with --ranks N (N >= 2)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     try:
         if args.ranks and args.ranks > 1 and launched_size() == 1:
+            if getattr(args, "recover", None):
+                from .supervise import supervise
+
+                return supervise(args.ranks, _relaunch_args(argv, "--recover"), args.recover)
             return relaunch(args.ranks, _relaunch_args(argv))
         w = world()
     except LaunchError as exc:

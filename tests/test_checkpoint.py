@@ -20,7 +20,7 @@ from pathlib import Path
 import h5py
 import pytest
 from conftest import ROOT
-from test_distributed import MPIEXEC, digest_of_run, pydiasca
+from test_distributed import DIGEST, MPIEXEC, digest_of_run, pydiasca
 
 from runtime.checkpoint import MANIFEST, checkpoints
 
@@ -293,3 +293,61 @@ def test_resume_under_another_placement(tmp_path):
     run_dir = tmp_path / "run"
     assert run(SODA, run_dir, 2, "--checkpoint-every", "5000") == reference
     assert resume(run_dir, 3, "--placement", "hint", "--group-size", "2") == reference
+
+
+# --- crash recovery: a rank killed, the run resumed by the launcher ----------------------
+
+FAULTY = """
+[simulation]
+name = "crash"
+stop_tick = 240
+
+[[actors]]
+class = "{path}:Faulty"
+count = 4
+args = {{ what = "pid", pid_dir = "{pids}" }}
+
+[results]
+plots = false
+"""
+
+
+@needs_mpi
+def test_a_killed_rank_is_recovered_from_the_last_checkpoint(tmp_path):
+    (tmp_path / "pids").mkdir()
+    scenario = tmp_path / "crash.toml"
+    faults = ROOT / "tests" / "data" / "faults.py"
+    scenario.write_text(FAULTY.format(path=faults, pids=tmp_path / "pids"))
+    reference = run(scenario, tmp_path / "reference")
+    for pid in (tmp_path / "pids").iterdir():
+        pid.unlink()
+    run_dir = tmp_path / "run"
+    cmd = [sys.executable, "-m", "runtime.cli", "run", str(scenario), "--out", str(run_dir)]
+    flags = ["--ranks", "3", "--recover", "1", "--checkpoint-every", "20"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [*cmd, *flags], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 120
+        pid_file = tmp_path / "pids" / "2"  # actor 2 lives on rank 1
+        while not (ticks_of(run_dir) and pid_file.exists() and pid_file.read_text()):
+            assert time.monotonic() < deadline and proc.poll() is None, "no checkpoint came"
+            time.sleep(0.05)
+        os.kill(int(pid_file.read_text()), signal.SIGKILL)
+        stdout, stderr = proc.communicate(timeout=240)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert proc.returncode == 0, stdout + stderr
+    assert "before writing results.h5" in stderr  # what happened is reported
+    assert "resuming" in stderr and "recovery 1 of 1" in stderr
+    assert DIGEST.findall(stdout)[-1] == reference
+    with h5py.File(run_dir / "results.h5") as f:
+        assert f.attrs["status"] == "completed"
+
+
+def test_recover_needs_ranks(tmp_path):
+    proc = pydiasca(["run", str(SODA), "--out", str(tmp_path / "run"), "--recover", "2"])
+    assert proc.returncode == 2 and "--recover" in proc.stderr
