@@ -179,7 +179,7 @@ class Checkpointer:
             **self.about,
         }
         try:
-            write_atomic(folder / MANIFEST, json.dumps(manifest, indent=1).encode())
+            write_atomic(folder / MANIFEST, json.dumps(manifest, indent=1, default=str).encode())
             _sync_folder(folder)
         except OSError as exc:
             return storage_message(exc, folder / MANIFEST)

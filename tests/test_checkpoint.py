@@ -132,6 +132,27 @@ def test_resume_of_a_killed_run_uses_its_staging_files(tmp_path):
     assert not list(run_dir.glob(".carried-*.bin"))  # finalize took them in
 
 
+def test_every_s_takes_checkpoints_by_wall_clock(tmp_path):
+    run(SODA, tmp_path / "run", 1, "--set", "checkpoint.every_s=1e-9", "--set", "checkpoint.keep=3")
+    assert len(checkpoints(tmp_path / "run")) == 3  # one per tick, the 3 newest kept
+
+
+@pytest.mark.parametrize(
+    "settings, expected",
+    [
+        ("every_ticks = 5\nevery_s = 60", "[checkpoint]: both every_ticks and every_s are given"),
+        ("every_ticks = 0", "[checkpoint] every_ticks: got integer 0"),
+        ("every_tick = 5", "[checkpoint] every_tick: unknown key; did you mean every_ticks?"),
+    ],
+)
+def test_bad_checkpoint_settings_are_one_line(tmp_path, settings, expected):
+    scenario = tmp_path / "soda.toml"
+    scenario.write_text(SODA.read_text() + f"\n[checkpoint]\n{settings}\n")
+    proc = pydiasca(["run", str(scenario), "--out", str(tmp_path / "run")])
+    assert proc.returncode == 2 and expected in proc.stderr, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
 # --- damaged checkpoints: one line, exit code 2 -------------------------------------
 
 
