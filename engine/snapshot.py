@@ -44,11 +44,16 @@ def snapshot(kernel: Kernel, next_tick: int) -> dict[str, Any]:
     k = kernel
     if k._inbox or k._outbox or k._creations or k._born or k._notices or k._terminating:
         raise RuntimeError("a snapshot is taken between ticks, with nothing in flight")
-    actors = [
-        (a._aai, state_of(a), *a._random.state, a._ncreated, a._terminating)
-        for a in k._actors
-        if a is not None
-    ]
+    live = [a for a in k._actors if a is not None]
+    generators = [a._random.state for a in live]
+    actors = {  # by column: far fewer objects to pickle than a tuple per actor
+        "aai": array("q", [a._aai for a in live]),
+        "state": [state_of(a) for a in live],
+        "key": array("Q", [g[0] for g in generators]),
+        "count": array("Q", [g[1] for g in generators]),
+        "ncreated": array("q", [a._ncreated for a in live]),
+        "terminating": bytes(a._terminating for a in live),
+    }
     stats = k.stats
     part: dict[str, Any] = {
         "rank": k._rank,
@@ -153,7 +158,9 @@ def restore(kernel: Kernel, shared: dict[str, Any], parts: Iterable[dict[str, An
     counts = [0, 0, 0]
     declared: dict[str, ProbeDeclaration] = {}
     for part in parts:
-        for record in part["actors"]:
+        a = part["actors"]
+        columns = (a["state"], a["key"], a["count"], a["ncreated"], a["terminating"])
+        for record in zip(a["aai"], *columns, strict=True):
             build(*record)
         mine = k._actors
         for tick, aais in part["plans"]:
@@ -208,7 +215,7 @@ def _builder(k: Kernel, shared: dict[str, Any]):  # noqa: ANN202 - a closure
     """The function that rebuilds one actor record, if its entry places it on this rank."""
     directory, rank, actors = k._directory, k._rank, k._actors
 
-    def build(aai: int, state: Any, key: int, count: int, ncreated: int, terminating: bool) -> None:
+    def build(aai: int, state: Any, key: int, count: int, ncreated: int, terminating: int) -> None:
         if directory[aai][0] != rank:
             return
         cls = k._names._classes[directory[aai][2]]
@@ -217,7 +224,7 @@ def _builder(k: Kernel, shared: dict[str, Any]):  # noqa: ANN202 - a closure
         actor._aai = aai
         actor._random = Random(key, count)
         actor._ncreated = ncreated
-        actor._terminating = terminating
+        actor._terminating = bool(terminating)
         if hasattr(cls, "__setstate__"):
             actor.__setstate__(state)
         else:

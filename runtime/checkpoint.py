@@ -16,6 +16,7 @@ load only checkpoints you wrote (docs/checkpoints.md).
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import json
 import logging
@@ -128,10 +129,15 @@ class Checkpointer:
         self.sink.sync()
         blob, error = b"", self.sink.error
         if not error:
+            collecting = gc.isenabled()
+            gc.disable()  # a million new tuples would start collection after collection
             try:
                 blob = pickle.dumps(_snapshot.snapshot(kernel, next_tick), protocol=PROTOCOL)
             except Exception as exc:  # find the actor and attribute to blame, before writing
                 error = _snapshot.problem(kernel) or f"rank {c.rank}: {type(exc).__name__}: {exc}"
+            finally:
+                if collecting:
+                    gc.enable()
         error = next((e for e in c.allgather(error) if e), "")
         if not error:
             folder = self.folder / f"tick-{tick}"
