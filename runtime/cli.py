@@ -92,6 +92,13 @@ def _parser() -> argparse.ArgumentParser:
     resume.add_argument(
         "--checkpoint-every", type=int, metavar="N", help="take a checkpoint every N ticks"
     )
+    resume.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a setting that does not change results, e.g. deployment.process_grid",
+    )
     again = resume.add_argument_group("distribution (see docs/checkpoints.md)")
     again.add_argument("--ranks", type=int, metavar="M", help="start M local MPI ranks")
     again.add_argument("--group-size", type=int, metavar="G", help="ranks per s_group")
@@ -306,11 +313,23 @@ def _run_here(args: argparse.Namespace, w: Comm) -> int:
     return _report(scenario, outcome, root)
 
 
+_RESUME_SECTIONS = ("deployment", "placement")  # what resume --set may change
+
+
 def _resume_here(args: argparse.Namespace, w: Comm) -> int:
     from .checkpoint import CheckpointError
     from .resume import resume_run
 
     root = w.rank == 0
+    changes = [text for text in args.set if text.split(".", 1)[0] not in _RESUME_SECTIONS]
+    if changes:
+        if root:
+            print(
+                f"error: resume --set {changes[0]}: a resumed run keeps its results' settings; "
+                f"only [deployment] and [placement] can be set",
+                file=sys.stderr,
+            )
+        return EXIT_BAD_INPUT
     try:
         scenario, outcome = resume_run(Path(args.run_dir), _overrides(args), handle_signals=True)
     except (CheckpointError, ScenarioError, runner.RunFolderError, runner.RunSetupError) as exc:

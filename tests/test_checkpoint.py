@@ -229,6 +229,11 @@ def test_changed_scenario_file(checkpointed, tmp_path):
     assert "changed since the checkpoint" in _damage(checkpointed, tmp_path, edit)
 
 
+def test_resume_may_not_change_results_settings(checkpointed):
+    proc = pydiasca(["resume", str(checkpointed), "--set", "simulation.seed=3"])
+    assert proc.returncode == 2 and "only [deployment] and [placement]" in proc.stderr
+
+
 def test_no_checkpoint(tmp_path):
     run(SODA, tmp_path / "run")
     proc = pydiasca(["resume", str(tmp_path / "run")])
@@ -313,7 +318,8 @@ def test_resume_under_another_placement(tmp_path):
     reference = run(SODA, tmp_path / "reference")
     run_dir = tmp_path / "run"
     assert run(SODA, run_dir, 2, "--checkpoint-every", "5000") == reference
-    assert resume(run_dir, 3, "--placement", "hint", "--group-size", "2") == reference
+    flags = ("--placement", "hint", "--group-size", "2", "--routing", "s_group")
+    assert resume(run_dir, 3, *flags) == reference
 
 
 # --- crash recovery: a rank killed, the run resumed by the launcher ----------------------
