@@ -153,7 +153,7 @@ class Kernel:
         # Optional callback(kernel, next_tick) when a tick is over and the run goes on (a
         # boundary: nothing in flight, see engine.snapshot); returning False stops the run.
         self.at_tick_end = None
-        self.resume_tick: int | None = None  # the first tick to run, set by engine.snapshot
+        self._resume_tick: int | None = None  # the first tick to run (engine.snapshot)
         self.global_events = 0  # events processed on all ranks, as of the last consensus
         self._populations: list = []  # engine.dense populations, in declaration order
 
@@ -258,7 +258,7 @@ class Kernel:
         clock = time.perf_counter
         start = clock()
         transport = self.transport
-        tick, diasca = self.resume_tick or 0, 0
+        tick, diasca = self._resume_tick or 0, 0
         stats.ticks += 1
         row = _TickRow(tick, start, stats.messages)
         frozen = False

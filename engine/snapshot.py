@@ -183,7 +183,7 @@ def restore(kernel: Kernel, shared: dict[str, Any], parts: Iterable[dict[str, An
     if k._rank == 0:  # per-rank counters: the runner sums them over ranks at the end
         stats.messages, stats.spontaneous, stats.deleted = counts
     k.tick = shared["tick"]
-    k.resume_tick = shared["next_tick"]
+    k._resume_tick = shared["next_tick"]
 
 
 def _restore_directory(k: Kernel, shared: dict[str, Any]) -> None:
