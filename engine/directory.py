@@ -8,6 +8,7 @@ which actors have ended, so that every rank refuses a send to them alike.
 
 from __future__ import annotations
 
+from array import array
 from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Any
@@ -23,7 +24,16 @@ _NO_HANDLERS: Any = MappingProxyType({})  # the handlers of an ended actor: none
 class Directory:
     """``entries[aai]`` for every AAI so far (slot 0 unused), and the classes they name."""
 
-    __slots__ = ("entries", "_shared", "_classes", "_class_index", "_idents", "_ended")
+    __slots__ = (
+        "entries",
+        "_shared",
+        "_classes",
+        "_class_index",
+        "_idents",
+        "_ended",
+        "creators",
+        "hints",
+    )
 
     def __init__(self) -> None:
         self.entries: list[Entry] = [(-1, {}, -1)]
@@ -32,6 +42,10 @@ class Directory:
         self._class_index: dict[type, int] = {}
         self._idents: list[tuple[int, int, str]] = []  # (first AAI, count, scenario id)
         self._ended: dict[int, int] = {}  # AAI of an ended actor -> the tick it ended
+        # Where each actor came from, for placing it again on resume (engine.snapshot):
+        # its creator's AAI by AAI (0: initial), and (first AAI, count, hint) of hinted ones.
+        self.creators = array("q", [0])
+        self.hints: list[tuple[int, int, Any]] = []
 
     def entry(self, rank: int, cls: type) -> Entry:
         """The shared entry of an actor of ``cls`` on ``rank``."""
@@ -47,6 +61,15 @@ class Directory:
     def name(self, first: int, count: int, ident: str) -> None:
         """Give actors first..first+count-1 the scenario id ``ident`` (or ident-0, ident-1...)."""
         self._idents.append((first, count, ident))
+
+    def origin(self, first: int, count: int, hint: Any, creator: int) -> None:
+        """Actors first..first+count-1 were placed with ``hint`` for ``creator`` (0: initial)."""
+        if creator:
+            self.creators.extend([creator] * count)
+        else:
+            self.creators.frombytes(bytes(8 * count))
+        if hint is not None:
+            self.hints.append((first, count, hint))
 
     def end(self, aais: list[int], tick: int) -> None:
         """Actors that ended at ``tick``: their entries keep rank and class, and lose handlers."""

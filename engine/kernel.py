@@ -30,6 +30,7 @@ from .portable import PLAIN_TYPES, check_creation, check_message, describe, user
 from .probes import ProbeStore
 from .random import Random, stream_keys
 from .sharing import SharedState, shared_by_initial
+from .trace import TickRow as _TickRow
 from .trace import TickTrace
 from .transport import (
     Failure,
@@ -75,39 +76,6 @@ def _immutable(value: Any) -> bool:
     if isinstance(value, dict):  # the kwargs themselves: fresh per call, values matter
         return all(_immutable(v) for v in value.values())
     return False
-
-
-@dataclass(slots=True)
-class _TickRow:
-    """Figures of the tick being evaluated, added to the trace when it ends."""
-
-    tick: int
-    start: float
-    received_before: int
-    diascas: int = 0
-    sent: int = 0
-    crossing: int = 0
-    kernel_s: float = 0.0
-    exchange_s: float = 0.0
-    consensus_s: float = 0.0
-    closed: bool = False
-
-    def close(self, kernel: Kernel, now: float) -> None:
-        self.closed = True
-        if self.tick == 0:
-            kernel.stats.setup_s = now - self.start
-        kernel.trace.add(
-            tick=self.tick,
-            wall_s=now - self.start,
-            diascas=self.diascas,
-            sent=self.sent,
-            received=kernel.stats.messages - self.received_before,
-            crossing=self.crossing,
-            actors=kernel.actor_count,
-            kernel_s=self.kernel_s,
-            exchange_s=self.exchange_s,
-            consensus_s=self.consensus_s,
-        )
 
 
 _sender = itemgetter(0)  # of an InboxEntry
@@ -185,6 +153,10 @@ class Kernel:
             _pyrandom.Random(run_order_seed).shuffle if run_order_seed is not None else None
         )
         self.on_tick = None  # optional callback(kernel) at each new tick, for progress displays
+        # Optional callback(kernel, next_tick) when a tick is over and the run goes on (a
+        # boundary: nothing in flight, see engine.snapshot); returning False stops the run.
+        self.at_tick_end = None
+        self._resume_tick: int | None = None  # the first tick to run (engine.snapshot)
         self.global_events = 0  # events processed on all ranks, as of the last consensus
         self._populations: list = []  # engine.dense populations, in declaration order
         # Mutable objects that two initial actors hold (engine.sharing), once built.
@@ -228,6 +200,7 @@ class Kernel:
         self._next_aai += count
         if ident is not None and count:
             self._names.name(first, count, ident)
+        self._names.origin(first, count, hint, 0)
         if mine:
             self._initial.append(_InitialBlock(first, count, cls, kwargs))
         return range(first, first + count)
@@ -291,19 +264,21 @@ class Kernel:
         clock = time.perf_counter
         start = clock()
         transport = self.transport
-        tick, diasca = 0, 0
-        stats.ticks = 1
-        row = _TickRow(0, start, stats.messages)
+        tick, diasca = self._resume_tick or 0, 0
+        stats.ticks += 1
+        row = _TickRow(tick, start, stats.messages)
+        frozen = False
         while True:
             self.tick, self.diasca = tick, diasca
             stats.diascas += 1
             t0 = clock()
             failure = self._run_diasca(tick, diasca)
-            if stats.diascas == 1:
+            if not frozen:
                 # The initial actors are built: keep them out of every later collection.
                 # Only once: freezing after later diascas would also freeze the garbage
                 # cycles made meanwhile, until the end of the run.
                 gc.freeze()
+                frozen = True
             outgoing, mail = self._mail.take_outbox(), self._mail
             crossing = sum(map(len, outgoing.values()))
             row.sent += crossing + len(mail.inbox) + mail.extra
@@ -348,6 +323,8 @@ class Kernel:
                 stats.status = "interrupted"
                 break
             if nxt is None or (self.stop_tick is not None and nxt >= self.stop_tick):
+                break
+            if self.at_tick_end is not None and not self.at_tick_end(self, nxt):
                 break
             tick, diasca = nxt, 0
             stats.ticks += 1
@@ -530,6 +507,7 @@ class Kernel:
                 self._born.append((aai, cls, kwargs))
             if self._directory[creator][0] == rank:
                 self._notices.append((creator, aai, tag))
+            self._names.origin(aai, 1, hint, creator)
         self.stats.created += len(creations)
 
     # --- the surface of the Actor API (engine.actor.KernelSurface) ---------------

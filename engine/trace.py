@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from array import array
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -42,3 +44,36 @@ class TickTrace:
             ).copy()
             for name, column in self._columns.items()
         }
+
+
+@dataclass(slots=True)
+class TickRow:
+    """Figures of the tick being evaluated, added to the trace when it ends."""
+
+    tick: int
+    start: float
+    received_before: int
+    diascas: int = 0
+    sent: int = 0
+    crossing: int = 0
+    kernel_s: float = 0.0
+    exchange_s: float = 0.0
+    consensus_s: float = 0.0
+    closed: bool = False
+
+    def close(self, kernel: Any, now: float) -> None:
+        self.closed = True
+        if self.tick == 0:
+            kernel.stats.setup_s = now - self.start
+        kernel.trace.add(
+            tick=self.tick,
+            wall_s=now - self.start,
+            diascas=self.diascas,
+            sent=self.sent,
+            received=kernel.stats.messages - self.received_before,
+            crossing=self.crossing,
+            actors=kernel.actor_count,
+            kernel_s=self.kernel_s,
+            exchange_s=self.exchange_s,
+            consensus_s=self.consensus_s,
+        )

@@ -26,7 +26,7 @@ from .launch import LaunchError, launched_size, relaunch, world
 from .placement import POLICIES
 from .polling import Silence
 from .report import format_seconds, summary
-from .scenario import Override, ScenarioError, load_scenario
+from .scenario import Override, Scenario, ScenarioError, load_scenario
 from .scenario.values import MAX_RANKS
 from .sgroups import ROUTINGS
 from .storage import StorageError
@@ -77,6 +77,34 @@ def _parser() -> argparse.ArgumentParser:
     dist.add_argument("--group-size", type=int, metavar="G", help="ranks per s_group")
     dist.add_argument("--routing", metavar="|".join(ROUTINGS), help="cross-group message routing")
     dist.add_argument("--placement", metavar="|".join(POLICIES), help="load-balancing policy")
+    run.add_argument(
+        "--checkpoint-every", type=int, metavar="N", help="take a checkpoint every N ticks"
+    )
+    dist.add_argument(
+        "--recover",
+        type=int,
+        metavar="K",
+        help="with --ranks: resume from the last checkpoint after up to K crashes",
+    )
+    resume = sub.add_parser(
+        "resume", help="continue a run from its newest checkpoint, on any number of ranks"
+    )
+    resume.add_argument("run_dir", metavar="RUN_DIR", help="the run folder")
+    resume.add_argument(
+        "--checkpoint-every", type=int, metavar="N", help="take a checkpoint every N ticks"
+    )
+    resume.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a setting that does not change results, e.g. deployment.process_grid",
+    )
+    again = resume.add_argument_group("distribution (see docs/checkpoints.md)")
+    again.add_argument("--ranks", type=int, metavar="M", help="start M local MPI ranks")
+    again.add_argument("--group-size", type=int, metavar="G", help="ranks per s_group")
+    again.add_argument("--routing", metavar="|".join(ROUTINGS), help="cross-group routing")
+    again.add_argument("--placement", metavar="|".join(POLICIES), help="placement policy")
     plot = sub.add_parser("plot", help="draw a run's figures again (PNG files in its folder)")
     plot.add_argument("run_dir", metavar="RUN_DIR", help="the run folder (holding results.h5)")
     plot.add_argument(
@@ -213,6 +241,7 @@ _SETTING_FLAGS = (
     ("--group-size", "group_size", "deployment", "group_size"),
     ("--routing", "routing", "deployment", "routing"),
     ("--placement", "placement", "placement", "policy"),
+    ("--checkpoint-every", "checkpoint_every", "checkpoint", "every_ticks"),
 )
 
 
@@ -221,25 +250,26 @@ def _overrides(args: argparse.Namespace) -> list[str | Override]:
     flags = [
         Override(section, key, getattr(args, name), origin=flag)
         for flag, name, section, key in _SETTING_FLAGS
-        if getattr(args, name) is not None
+        if getattr(args, name, None) is not None
     ]
-    return [*args.set, *flags]
+    return [*getattr(args, "set", []), *flags]
 
 
-def _relaunch_args(argv: Sequence[str]) -> list[str]:
-    """The command line without --ranks, for the ranks that mpiexec starts."""
+def _relaunch_args(argv: Sequence[str], *more: str) -> list[str]:
+    """The command line without --ranks (and ``more`` flags), for the ranks mpiexec starts."""
     out, skip = [], False
+    dropped = ("--ranks", *more)
     for arg in argv:
         if skip:
             skip = False
-        elif arg == "--ranks":
+        elif arg in dropped:
             skip = True
-        elif not arg.startswith("--ranks="):
+        elif not arg.startswith(tuple(f"{d}=" for d in dropped)):
             out.append(arg)
     return out
 
 
-def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
+def _run(args: argparse.Namespace, argv: Sequence[str], here=None) -> int:  # noqa: ANN001
     if args.ranks is not None and not 1 <= args.ranks <= MAX_RANKS:  # not a scenario value
         expected = ">= 1" if args.ranks < 1 else f"from 1 to {MAX_RANKS}"
         print(
@@ -247,8 +277,19 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT
+    recover = getattr(args, "recover", None)
+    if recover is not None and (recover < 0 or not args.ranks or args.ranks < 2):
+        print(
+            f"error: --recover: got {recover}; give a whole number >= 0 with --ranks N (N >= 2)",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     try:
         if args.ranks and args.ranks > 1 and launched_size() == 1:
+            if getattr(args, "recover", None):
+                from .supervise import supervise
+
+                return supervise(args.ranks, _relaunch_args(argv, "--recover"), args.recover)
             return relaunch(args.ranks, _relaunch_args(argv))
         w = world()
     except LaunchError as exc:
@@ -266,7 +307,7 @@ def _run(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # Until the run takes signals over, SIGTERM too stops the set-up (KeyboardInterrupt).
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
-        return _run_here(args, w)
+        return (here or _run_here)(args, w)
     except Silence as exc:  # a rank went silent: say which, then end every rank
         print(f"error: {exc}", file=sys.stderr, flush=True)
         w.abort(EXIT_FAILED)
@@ -310,6 +351,41 @@ def _run_here(args: argparse.Namespace, w: Comm) -> int:
     finally:
         if progress is not None:
             progress.close()
+    return _report(scenario, outcome, root)
+
+
+_RESUME_SECTIONS = ("deployment", "placement")  # what resume --set may change
+
+
+def _resume_here(args: argparse.Namespace, w: Comm) -> int:
+    from .checkpoint import CheckpointError
+    from .resume import resume_run
+
+    root = w.rank == 0
+    changes = [text for text in args.set if text.split(".", 1)[0] not in _RESUME_SECTIONS]
+    if changes:
+        if root:
+            print(
+                f"error: resume --set {changes[0]}: a resumed run keeps its results' settings; "
+                f"only [deployment] and [placement] can be set",
+                file=sys.stderr,
+            )
+        return EXIT_BAD_INPUT
+    try:
+        scenario, outcome = resume_run(Path(args.run_dir), _overrides(args), handle_signals=True)
+    except (CheckpointError, ScenarioError, runner.RunFolderError, runner.RunSetupError) as exc:
+        if root:
+            print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except StorageError as exc:
+        if root:
+            print(f"error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return _report(scenario, outcome, root)
+
+
+def _report(scenario: Scenario, outcome: runner.RunOutcome, root: bool) -> int:
+    """The exit code of a finished run; the root prints its summary."""
     code = {"failed": EXIT_FAILED, "interrupted": EXIT_INTERRUPTED}.get(outcome.status, 0)
     if code == 0 and outcome.interrupted:  # the run completed, then a signal cut its plots
         code = EXIT_INTERRUPTED
@@ -481,6 +557,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "run":
         return _run(args, argv[argv.index("run") :])
+    if args.command == "resume":
+        return _run(args, argv[argv.index("resume") :], _resume_here)
     if args.command == "plot":
         return _plot(args)
     if args.command == "info":

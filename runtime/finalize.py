@@ -42,7 +42,7 @@ from engine.trace import FIELDS as TRACE_FIELDS
 from .comm import Comm
 from .digest import combine_digests, stream_digest
 from .results import RESULTS_FILE, data_file_name, data_path, staging_path
-from .staging import ALL, Staged, StagedProbe
+from .staging import ALL, Staged, StagedProbe, carried_files
 from .storage import GuardedH5, StorageError, storage_message
 
 # Window size: rows of all probes, as bytes (16 per row plus 8 per value).
@@ -457,6 +457,7 @@ def finalize(
     c = comm if comm is not None else Comm()
     path = staging_path(run_dir, c.rank)
     sources = [Staged(path)] if path.exists() else []
+    sources += [Staged(p) for p in carried_files(run_dir)[c.rank :: c.size]]  # a resumed run's
     try:
         decl = declarations or {}
         return finalize_staged(c, run_dir, sources, decl, trace, metadata, window_bytes)

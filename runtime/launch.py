@@ -13,6 +13,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -104,8 +105,22 @@ def find_mpiexec() -> str | None:
     return shutil.which("mpiexec")
 
 
+@dataclass
+class Job:
+    """How a job started by ``run_job`` ended."""
+
+    code: int  # the exit code to report
+    run_dir: str = ""  # its run folder, "" if it never got one
+    crashed: bool = False  # it ended without writing results.h5 (a rank died, or went silent)
+
+
 def relaunch(ranks: int, cli_args: Sequence[str]) -> int:
-    """Run ``pydiasca <cli_args>`` again as ``ranks`` MPI ranks; returns its exit code.
+    """Run ``pydiasca <cli_args>`` again as ``ranks`` MPI ranks; returns its exit code."""
+    return run_job(ranks, cli_args).code
+
+
+def run_job(ranks: int, cli_args: Sequence[str]) -> Job:
+    """Run ``pydiasca <cli_args>`` again as ``ranks`` MPI ranks; how it ended.
 
     The job runs in its own session, so a terminal's Ctrl-C reaches only this
     process, which passes the first SIGINT or SIGTERM on (the ranks stop at the
@@ -153,7 +168,8 @@ def relaunch(ranks: int, cli_args: Sequence[str]) -> int:
         try:  # signals keep coming here until the very end: never a KeyboardInterrupt
             code = proc.wait()
             run_dir = note.read_text() if note.exists() else ""
-            return _recover_if_needed(code, run_dir, forced=signals > 2)
+            code, crashed = _recover_if_needed(code, run_dir, forced=signals > 2)
+            return Job(code, run_dir, crashed and signals == 0)
         finally:
             for signum, handler in previous.items():
                 signal.signal(signum, handler)
@@ -176,11 +192,12 @@ def _kill_job(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
-def _recover_if_needed(code: int, run_dir: str, forced: bool) -> int:
+def _recover_if_needed(code: int, run_dir: str, forced: bool) -> tuple[int, bool]:
     """After the job: a run folder left without results.h5 is recovered, status
-    ``failed`` (or ``interrupted`` when the user killed the job)."""
+    ``failed`` (or ``interrupted`` when the user killed the job). Returns the exit
+    code and whether the job had ended without its results."""
     if not run_dir:
-        return code
+        return code, False
     from .digest import digest_line
     from .recovery import RecoverError, recover, recovered, stopped_at
     from .results import RunFolderUnreadable, RunNeedsRecovery, results_file
@@ -189,11 +206,11 @@ def _recover_if_needed(code: int, run_dir: str, forced: bool) -> int:
     folder = Path(run_dir)
     try:
         results_file(folder)
-        return code
+        return code, False
     except RunNeedsRecovery:
         pass
     except RunFolderUnreadable:
-        return code
+        return code, False
     why = "was killed" if forced else f"ended abnormally (exit code {code})"
     print(f"error: the MPI job {why} before writing results.h5", file=sys.stderr)
     status = "interrupted" if forced else "failed"
@@ -201,7 +218,7 @@ def _recover_if_needed(code: int, run_dir: str, forced: bool) -> int:
         done = recover(folder, status=status)
     except (RecoverError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 1, True
     print(recovered(folder, done, status))
     print(digest_line(done.digest, status, stopped_at(done)))
-    return 130 if forced else 1
+    return (130 if forced else 1), True

@@ -24,7 +24,7 @@ from .results import (
     staging_files,
     staging_path,
 )
-from .staging import ALL, Staged, read_header, reserve_path
+from .staging import ALL, Staged, carried_files, read_header, reserve_path
 
 
 class RecoverError(Exception):
@@ -57,7 +57,7 @@ def recover(run_dir: Path, *, status: str = "failed", window_bytes: int | None =
             f"{run_dir}: cannot recover: {', '.join(lost[:3])} missing or unreadable; "
             f"without every rank's rows no tick is complete"
         )
-    sources = [Staged(p) for p in wanted]
+    sources = [Staged(p) for p in [*wanted, *carried_files(run_dir)]]  # carried: by a resume
     try:
         complete = min(s.complete_before for s in sources)
         declarations = {}

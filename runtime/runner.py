@@ -20,15 +20,18 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from engine import Failure, Kernel, LocalTransport, ProbeStore, RunStats, Transport
 
 from . import results
+from .checkpoint import install
 from .comm import Comm
 from .finalize import finalize
 from .launch import note_run_dir, world
+from .performance import gather_figures
 from .placement import make_placement
 from .polling import Silence
 from .scenario import Override, Scenario, load_scenario
@@ -114,6 +117,7 @@ def run_scenario(
     on_tick: Callable[[Kernel], None] | None = None,
     handle_signals: bool = False,
     run_order_seed: int | None = None,
+    restore: Callable[[Kernel], None] | None = None,
 ) -> RunOutcome:
     """Run a scenario and write its run folder; the outcome says where (``run_dir``),
     its ``digest`` and ``status``: for notebooks and parameter sweeps.
@@ -122,7 +126,9 @@ def run_scenario(
     ``overrides`` change the file's settings as ``--set`` does, given as
     ``{"simulation.seed": 7}`` or ``["simulation.seed=7"]``; a bad one raises
     ``ScenarioError``. In a plain Python process the run has one rank; under
-    ``mpiexec`` every rank calls this, with the same arguments.
+    ``mpiexec`` every rank calls this, with the same arguments. ``restore``
+    (``runtime.resume``) fills the kernel from a checkpoint instead of the
+    scenario's actors.
     """
     if not isinstance(scenario, Scenario):
         scenario = load_scenario(scenario, _overrides(overrides))
@@ -133,12 +139,12 @@ def run_scenario(
     # may keep one rank busy for long, but a silent rank must still end the job.
     comm.timeout_s = max(10 * scenario.watchdog_s, 600.0)
     settings = _settings(scenario, comm)
-    kernel = _kernel(scenario, settings, comm, run_order_seed)
+    kernel = _kernel(scenario, settings, comm, run_order_seed, restore)
     # From here on a signal never interrupts Python code: it stops the run at the end
     # of the tick, waits while results are written, and cuts the plotting short.
     signals = RunSignals(kernel, comm.rank == ROOT) if handle_signals else None
     try:
-        return _run_with_folder(scenario, settings, kernel, comm, out, on_tick, signals)
+        return _run_with_folder(scenario, settings, kernel, comm, out, on_tick, signals, restore)
     finally:
         if signals is not None:
             signals.restore()
@@ -161,6 +167,7 @@ def _run_with_folder(
     out: str | Path | None,
     on_tick: Callable[[Kernel], None] | None,
     signals: RunSignals | None,
+    restore: Any = None,
 ) -> RunOutcome:
     run_dir = _run_folder(scenario, out, comm)
     started = datetime.now(UTC)
@@ -172,9 +179,10 @@ def _run_with_folder(
     if comm.rank == ROOT and scenario.stop_tick is None:
         _warn("no stop tick: this run ends only when nothing is planned; add stop_tick or duration")
     try:
-        stats, problem = _run(kernel, run_dir, comm, start, on_tick)
+        checkpoints = partial(install, kernel, scenario, settings.seed, run_dir, comm, restore)
+        stats, problem = _run(kernel, run_dir, comm, start, on_tick, checkpoints)
         ended = datetime.now(UTC)
-        report = _gather_figures(kernel, settings.sgroups, comm)
+        report = gather_figures(kernel, settings.sgroups, comm)
         metadata = None
         if comm.rank == ROOT:
             metadata = {**start, **_end_metadata(report, stats, ended, problem)}
@@ -227,7 +235,11 @@ def make_transport(comm: Comm, sgroups: SGroups, routing: str, watchdog_s: float
 
 
 def _kernel(
-    scenario: Scenario, settings: _Settings, comm: Comm, run_order_seed: int | None
+    scenario: Scenario,
+    settings: _Settings,
+    comm: Comm,
+    run_order_seed: int | None,
+    restore: Callable[[Kernel], None] | None = None,
 ) -> Kernel:
     """This rank's kernel with the scenario's actors and populations declared.
 
@@ -255,7 +267,7 @@ def _kernel(
         ),
         run_order_seed=run_order_seed,
     )
-    for entry in scenario.actors:
+    for entry in scenario.actors if restore is None else ():
         if entry.count:
             kernel.add_actors(entry.cls, entry.count, entry.hint, entry.id, **entry.args)
     for pop in scenario.populations:  # dense populations: a block on every rank
@@ -265,6 +277,8 @@ def _kernel(
             text = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             text = " ".join(text.splitlines())
             raise RunSetupError(f"{scenario.path}: [[populations]] {pop.name}: {text}") from None
+    if restore is not None:
+        restore(kernel)
     return kernel
 
 
@@ -330,6 +344,7 @@ def _run(
     comm: Comm,
     start: dict[str, Any],
     on_tick: Callable[[Kernel], None] | None,
+    checkpoints: Callable[[StagingSink], Any] = lambda sink: None,
 ) -> tuple[RunStats, str]:
     """Run the kernel, its probes spilling into this rank's staging file.
 
@@ -362,6 +377,7 @@ def _run(
             k.interrupt()
 
     kernel.on_tick = tick_started
+    checkpointer = checkpoints(sink)  # runtime.checkpoint: at the ends of ticks, if asked for
     if sink.error:
         kernel.interrupt()
     try:
@@ -377,7 +393,8 @@ def _run(
         raise
     finally:
         sink.abandon()
-    problem = next((p for p in comm.allgather(sink.error) if p), "")
+    mine = sink.error or (checkpointer.problem if checkpointer is not None else "")
+    problem = next((p for p in comm.allgather(mine) if p), "")
     if problem:
         if comm.rank == ROOT:
             _log.error("%s; the run stopped at the end of tick %d", problem, stats.last_tick)
@@ -399,22 +416,6 @@ def _mark_period() -> float:
         return max(0.0, float(os.environ.get(MARK_ENV, MARK_PERIOD_S)))
     except ValueError:
         return MARK_PERIOD_S
-
-
-def _gather_figures(kernel: Kernel, sgroups: SGroups, comm: Comm) -> dict:
-    """Every rank's counts at the root, and the run's totals back on every rank."""
-    per_rank = comm.gather(_rank_figures(kernel))
-    stats = kernel.stats
-    report: dict[str, Any] = {}
-    if comm.rank == ROOT:
-        assert per_rank is not None
-        report = _placement_report(per_rank, sgroups)
-        for key in ("messages", "spontaneous", "deleted"):
-            report[key] = sum(r[key] for r in per_rank)
-    report = comm.bcast(report)
-    stats.messages, stats.spontaneous = report["messages"], report["spontaneous"]
-    stats.deleted = report["deleted"]
-    return report
 
 
 def _start_metadata(
@@ -562,48 +563,6 @@ def _draw_plots(
     if missing:
         _log.warning("%s", missing)
     return drawn, missing
-
-
-def _rank_figures(kernel: Kernel) -> dict[str, Any]:
-    figures = {
-        "actors": kernel.actor_count,
-        "messages": kernel.stats.messages,
-        "spontaneous": kernel.stats.spontaneous,
-        "deleted": kernel.stats.deleted,
-        "messages_out": 0,
-        "cross_group": 0,
-        "bytes_out": 0,
-        "peers": 0,
-        "exchange_s": 0.0,
-        "consensus_s": 0.0,
-    }
-    ex = getattr(kernel.transport, "stats", None)
-    if ex is not None:
-        figures.update(
-            messages_out=ex.messages_out,
-            cross_group=ex.cross_group,
-            bytes_out=ex.bytes_out,
-            peers=len(ex.peers),
-            exchange_s=ex.exchange_s,
-            consensus_s=ex.consensus_s,
-        )
-    return figures
-
-
-def _placement_report(per_rank: list[dict], sgroups: SGroups) -> dict[str, Any]:
-    """Actors per rank and group, and how much traffic crossed ranks and groups."""
-    per_rank_actors = [r["actors"] for r in per_rank]
-    messages = sum(r["messages"] for r in per_rank)
-    crossed = sum(r["messages_out"] for r in per_rank)
-    crossed_groups = sum(r["cross_group"] for r in per_rank)
-    return {
-        "groups": sgroups.count,
-        "actors_per_rank": per_rank_actors,
-        "actors_per_group": sgroups.per_group(per_rank_actors),
-        "cross_rank_fraction": crossed / messages if messages else 0.0,
-        "cross_group_fraction": crossed_groups / messages if messages else 0.0,
-        "per_rank": per_rank,
-    }
 
 
 __all__ = ["RunFolderError", "RunOutcome", "RunSetupError", "make_transport", "run_scenario"]

@@ -68,6 +68,7 @@ class StagingSink:
         self._size = 0  # bytes written
         self._marked = 0  # file size at the last mark: what a failure cuts back to
         self._declared: dict[str, Any] = {}
+        self.rows: dict[str, int] = {}  # rows written per probe (checkpoints count them)
         try:
             self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         except OSError as exc:
@@ -83,6 +84,7 @@ class StagingSink:
         n = ticks.shape[0]
         if n == 0:
             return
+        self.rows[name] = self.rows.get(name, 0) + n
         parts = [name.encode(), ticks.astype("<i8").tobytes(), aais.astype("<i8").tobytes()]
         parts.append(np.ascontiguousarray(values, dtype="<f8").tobytes())
         self._append(_frame(ROWS, parts[0], width, n, int(ticks[0]), int(ticks[-1]), parts[1:]))
@@ -98,6 +100,14 @@ class StagingSink:
         self._append(_frame(MARK, b"", 0, 0, tick, tick, []))
         if not self.error:
             self._marked = self._size
+
+    def sync(self) -> None:
+        """Make what was written so far durable (checkpoints rely on the rows before them)."""
+        if self._fd >= 0 and not self.error:
+            try:
+                os.fsync(self._fd)
+            except OSError as exc:
+                self.error = storage_message(exc, self.path)
 
     def close(self, declarations: dict[str, Any] | None = None) -> None:
         """The final mark: the file holds every row the rank recorded."""
@@ -130,6 +140,20 @@ class StagingSink:
             except OSError:
                 pass
             self._size = self._marked
+
+
+CARRIED_PREFIX = ".carried-"  # rows a resumed run carries over from before its checkpoint
+
+
+def carried_files(run_dir: Path) -> list[Path]:
+    """The files of rows that ``pydiasca resume`` carried over, in order (finalize reads them
+    with the staging files: ``.carried-<i>.bin`` goes to rank ``i % ranks``)."""
+    found = run_dir.glob(f"{CARRIED_PREFIX}*.bin")
+    return sorted(found, key=lambda p: int(p.stem.removeprefix(CARRIED_PREFIX) or 0))
+
+
+def carried_path(run_dir: Path, index: int) -> Path:
+    return run_dir / f"{CARRIED_PREFIX}{index}.bin"
 
 
 def reserve_path(staging: Path) -> Path:
@@ -325,4 +349,12 @@ def read_header(path: Path) -> dict[str, Any]:
     return json.loads(payload)
 
 
-__all__ = ["ALL", "Staged", "StagedProbe", "StagingSink", "read_header"]
+__all__ = [
+    "ALL",
+    "Staged",
+    "StagedProbe",
+    "StagingSink",
+    "carried_files",
+    "carried_path",
+    "read_header",
+]

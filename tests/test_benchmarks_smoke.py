@@ -170,3 +170,17 @@ def test_profiles_script_profiles_every_workload() -> None:
         header = next(line for line in text.splitlines() if line.startswith(f"## {workload}:"))
         assert "function calls" in header
     assert text.count("ncalls") == 4
+
+
+def test_checkpoint_costs_quick() -> None:
+    """benchmarks/checkpoints.py runs and prints its three figures (and the digests agree)."""
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "checkpoints.py"), "--quick"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for start in ("PHOLD actors 1,000:", "heat cells 4,096:", "PHOLD 1,000 LPs, 30 ticks:"):
+        assert start in proc.stdout

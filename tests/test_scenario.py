@@ -103,12 +103,12 @@ ERRORS = {
         SIM + SHOP + "[simulaton]\nname = 'x'\n",
         "[simulaton]: unknown section; did you mean [simulation]? "
         "known sections: [simulation], [[actors]], [results], "
-        "[deployment], [placement], [[populations]]",
+        "[deployment], [placement], [[populations]], [checkpoint]",
     ),
     "unknown top-level key": (
         "seed = 1\n" + SIM + SHOP,
         "seed: unknown section; known sections: [simulation], [[actors]], [results], "
-        "[deployment], [placement], [[populations]]",
+        "[deployment], [placement], [[populations]], [checkpoint]",
     ),
     "unknown key in [simulation]": (
         "[simulation]\ntick_durtion = 1\n" + SHOP,
@@ -442,13 +442,13 @@ def test_malformed_override(write, override):
             "simulaton.seed=5",
             "--set simulaton.seed=5: section cannot be set; did you mean [simulation]? "
             "only these sections can be set: [simulation], [results], "
-            "[deployment], [placement]",
+            "[deployment], [placement], [checkpoint]",
         ),
         (
             "actors.count=2",
             "--set actors.count=2: section cannot be set; "
             "only these sections can be set: [simulation], [results], "
-            "[deployment], [placement]",
+            "[deployment], [placement], [checkpoint]",
         ),
         (
             "simulation.sed=5",

@@ -76,6 +76,9 @@ class Scenario:
     weights: dict[type, float] = field(default_factory=dict)
     populations: list[PopulationEntry] = field(default_factory=list)
     process_grid: tuple[int, int] | None = None  # [deployment] process grid of 2-D populations
+    checkpoint_every_ticks: int | None = None  # [checkpoint]: see docs/checkpoints.md
+    checkpoint_every_s: float | None = None
+    checkpoint_keep: int = 2
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,11 @@ _DEPLOYMENT_KEYS = {
     "process_grid": _process_grid,
 }
 _PLACEMENT_KEYS = {"policy": _one_of(POLICIES), "weights": _table}
+_CHECKPOINT_KEYS = {
+    "every_ticks": _whole(1),
+    "every_s": _positive("a number of wall-clock seconds > 0", maximum=1e9),
+    "keep": _whole(1, 1000),
+}
 
 _SECTIONS = {
     "simulation": "[simulation]",
@@ -184,12 +192,14 @@ _SECTIONS = {
     "deployment": "[deployment]",
     "placement": "[placement]",
     "populations": "[[populations]]",
+    "checkpoint": "[checkpoint]",
 }
 _OVERRIDABLE = {
     "simulation": _SIMULATION_KEYS,
     "results": _RESULTS_KEYS,
     "deployment": _DEPLOYMENT_KEYS,
     "placement": _PLACEMENT_KEYS,
+    "checkpoint": _CHECKPOINT_KEYS,
 }
 
 
@@ -236,6 +246,11 @@ def _load(path: Path, overrides: Iterable[str | Override]) -> Scenario:
     results = _section(data, "results", _RESULTS_KEYS, flags)
     deployment = _section(data, "deployment", _DEPLOYMENT_KEYS, flags)
     placement = _section(data, "placement", _PLACEMENT_KEYS, flags)
+    checkpoint = _section(data, "checkpoint", _CHECKPOINT_KEYS, flags)
+    if "every_ticks" in checkpoint and "every_s" in checkpoint:
+        raise ScenarioError(
+            "both every_ticks and every_s are given", where="[checkpoint]", fix="keep only one"
+        )
     tick_duration = sim.get("tick_duration", 1.0)
     resolved = path.resolve()
     populations = _populations(data.get("populations"), resolved.parent)
@@ -272,6 +287,9 @@ def _load(path: Path, overrides: Iterable[str | Override]) -> Scenario:
         weights=weights,
         populations=populations,
         process_grid=deployment.get("process_grid"),
+        checkpoint_every_ticks=checkpoint.get("every_ticks"),
+        checkpoint_every_s=checkpoint.get("every_s"),
+        checkpoint_keep=checkpoint.get("keep", 2),
     )
 
 
@@ -295,7 +313,12 @@ def _parse(text: str) -> dict:
 
 
 # A run ends at stop_tick or after duration: setting one replaces the other.
-_EXCLUSIVE = {("simulation", "stop_tick"): "duration", ("simulation", "duration"): "stop_tick"}
+_EXCLUSIVE = {
+    ("simulation", "stop_tick"): "duration",
+    ("simulation", "duration"): "stop_tick",
+    ("checkpoint", "every_ticks"): "every_s",
+    ("checkpoint", "every_s"): "every_ticks",
+}
 
 
 def _apply(data: dict, override: Override) -> None:

@@ -1,0 +1,270 @@
+"""A rank's kernel as plain data at a tick boundary, and a kernel restored from such data.
+
+Checkpoints (``runtime.checkpoint``) are taken when a tick is over: its last
+diasca was quiet on every rank, so no message, creation, notice or termination
+is in flight. The rest of the run is then a function of what ``snapshot``
+returns on every rank: each actor (AAI, its own state, its generator, its
+creation count, its termination flag) and its plans, the replicated directory
+(class by AAI, scenario ids, ended actors, where actors came from), the next
+AAI, each population's tile, pending posts and (replicated) parameters and
+aggregates, the probes' declarations and the run's statistics.
+
+``restore`` fills a kernel built for the same scenario (its populations
+declared, no actors) from the parts of every rank of the checkpointed run,
+whatever the number of ranks then and now: every actor is placed again by the
+new kernel's placement, in AAI order, so ranks are never part of a snapshot.
+
+An actor's own state is its ``__dict__``, or what its class's ``__getstate__``
+returns (and ``__setstate__`` takes back). It must pickle: ``problem`` names
+the first actor and attribute that does not.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
+from .portable import unpicklable
+from .probes import ProbeDeclaration
+from .random import Random
+
+if TYPE_CHECKING:
+    from .actor import Actor
+    from .kernel import Kernel
+
+FORMAT = 1  # of the snapshot's structure; runtime.checkpoint refuses another
+
+
+def snapshot(kernel: Kernel, next_tick: int) -> dict[str, Any]:
+    """This rank's part of a checkpoint taken after ``kernel.tick``, before ``next_tick``.
+
+    Rank 0's part also holds what every rank shares (key ``"shared"``).
+    """
+    k = kernel
+    mail = k._mail
+    if mail.inbox or mail.outbox or k._creations or k._born or k._notices or k._terminating:
+        raise RuntimeError("a snapshot is taken between ticks, with nothing in flight")
+    live = [a for a in k._actors if a is not None]
+    generators = [a._random.state for a in live]
+    actors = {  # by column: far fewer objects to pickle than a tuple per actor
+        "aai": array("q", [a._aai for a in live]),
+        "state": [state_of(a) for a in live],
+        "key": array("Q", [g[0] for g in generators]),
+        "count": array("Q", [g[1] for g in generators]),
+        "ncreated": array("q", [a._ncreated for a in live]),
+        "terminating": bytes(a._terminating for a in live),
+    }
+    stats = k.stats
+    part: dict[str, Any] = {
+        "rank": k._rank,
+        "actors": actors,
+        "plans": [(tick, sorted(aais)) for tick, aais in k.agenda.items()],
+        "counts": (stats.messages, stats.spontaneous, stats.deleted),
+        "declarations": {n: (d.unit, d.labels) for n, d in k.probes.declarations.items()},
+        "populations": [_population_part(p) for p in k._populations],
+        "run_order": k._shuffle.__self__.getstate() if k._shuffle is not None else None,
+    }
+    if k._rank == 0:
+        part["shared"] = _shared(k, next_tick)
+    return part
+
+
+def _shared(k: Kernel, next_tick: int) -> dict[str, Any]:
+    names, stats = k._names, k.stats
+    return {
+        "format": FORMAT,
+        "tick": k.tick,
+        "next_tick": next_tick,
+        "next_aai": k._next_aai,
+        "seed": k.seed,
+        "mode": k.mode,
+        "classes": list(names._classes),
+        "class_ids": array("i", (entry[2] for entry in k._directory[1:])),
+        "idents": list(names._idents),
+        "ended": dict(names._ended),
+        "creators": names.creators,
+        "hints": list(names.hints),
+        "stats": (stats.ticks, stats.diascas, stats.created),
+        "populations": [_population_shared(p) for p in k._populations],
+    }
+
+
+def state_of(actor: Actor) -> Any:
+    """An actor's own state: its ``__getstate__()`` if its class defines one, else its dict."""
+    if type(actor).__getstate__ is object.__getstate__:
+        return actor.__dict__
+    return actor.__getstate__()
+
+
+def problem(kernel: Kernel) -> str:
+    """Why this rank's actors cannot be checkpointed (the first attribute that does not
+    pickle), "" when they can. Slow: for after pickling failed."""
+    for actor in kernel._actors:
+        if actor is None:
+            continue
+        state = state_of(actor)
+        named = state.items() if type(state) is dict else [("__getstate__()", state)]
+        for name, value in named:
+            why = unpicklable(value)
+            if why is not None:
+                return (
+                    f"actor {kernel.label(actor._aai)} cannot be checkpointed: its attribute "
+                    f"{name!r} of type {type(value).__name__} cannot be pickled ({why}); keep "
+                    f"actor state plain data, or define __getstate__/__setstate__ "
+                    f"(docs/checkpoints.md)"
+                )
+    return ""
+
+
+def _population_part(pop: Any) -> dict[str, Any]:
+    lay = pop._layout
+    (ly, lx), (hy, hx) = lay.local_shape, lay.halo
+    posts = pop._posts
+    return {
+        "tile": lay.tile,
+        "fields": {n: a[hy : hy + ly, hx : hx + lx].copy() for n, a in pop._cur.items()},
+        "posts": (list(posts._buffer), dict(posts._seq)),
+    }
+
+
+def _population_shared(pop: Any) -> dict[str, Any]:
+    aggs = pop._aggregates
+    return {
+        "name": pop.name,
+        "params": {n: a.copy() for n, a in pop._posts.params.items()},
+        "watch_keys": aggs._watch_keys,
+        "holders": aggs._holders,
+        "visible": aggs._visible,
+        "pending": aggs.pending,
+    }
+
+
+# --- restore -----------------------------------------------------------------------
+
+
+def restore(kernel: Kernel, shared: dict[str, Any], parts: Iterable[dict[str, Any]]) -> None:
+    """Fill ``kernel`` (populations declared, no actors, not run) from a checkpoint.
+
+    ``shared`` is rank 0's ``"shared"``; ``parts`` yields every rank's part in
+    turn (one at a time, so that only one is in memory).
+    """
+    k = kernel
+    if k._next_aai != 1 or k._initial:
+        raise RuntimeError("restore needs a kernel without actors")
+    if len(shared["populations"]) != len(k._populations):
+        raise RuntimeError("the checkpoint's populations are not the scenario's")
+    _restore_directory(k, shared)
+    build = _builder(k, shared)
+    counts = [0, 0, 0]
+    declared: dict[str, ProbeDeclaration] = {}
+    for part in parts:
+        a = part["actors"]
+        columns = (a["state"], a["key"], a["count"], a["ncreated"], a["terminating"])
+        for record in zip(a["aai"], *columns, strict=True):
+            build(*record)
+        mine = k._actors
+        for tick, aais in part["plans"]:
+            here = [aai for aai in aais if mine[aai] is not None]
+            if here:
+                k.agenda[tick].update(here)
+        counts = [a + b for a, b in zip(counts, part["counts"], strict=True)]
+        for name, (unit, labels) in part["declarations"].items():
+            declared.setdefault(name, ProbeDeclaration(unit, tuple(labels)))
+        for pop, saved in zip(k._populations, part["populations"], strict=True):
+            _restore_tile(pop, saved, k._rank == 0)
+        if part["rank"] == k._rank and part["run_order"] is not None and k._shuffle is not None:
+            k._shuffle.__self__.setstate(part["run_order"])
+    for pop, saved in zip(k._populations, shared["populations"], strict=True):
+        _restore_population(pop, saved)
+    for name, d in declared.items():
+        k.probes.declare(name, d.unit, d.labels)
+    stats = k.stats
+    stats.ticks, stats.diascas, stats.created = shared["stats"]
+    if k._rank == 0:  # per-rank counters: the runner sums them over ranks at the end
+        stats.messages, stats.spontaneous, stats.deleted = counts
+    k.tick = shared["tick"]
+    k._resume_tick = shared["next_tick"]
+
+
+def _restore_directory(k: Kernel, shared: dict[str, Any]) -> None:
+    """Every AAI's entry again, each actor placed by this run's placement, in AAI order."""
+    names, classes = k._names, shared["classes"]
+    hints: dict[int, Any] = {}
+    for first, count, hint in shared["hints"]:
+        for aai in range(first, first + count):
+            hints[aai] = hint
+    creators, place = shared["creators"], k.placement.place
+    entries = [[names.entry(r, cls) for cls in classes] for r in range(k.transport.size)]
+    directory = k._directory
+    for aai, cid in enumerate(shared["class_ids"], 1):
+        cls = classes[cid]
+        directory.append(entries[place(aai, cls, hints.get(aai), creators[aai])][cid])
+    k._actors.extend([None] * (len(directory) - 1))
+    names._idents[:] = shared["idents"]
+    names.creators = array("q", creators)
+    names.hints[:] = shared["hints"]
+    by_tick: dict[int, list[int]] = {}
+    for aai, tick in shared["ended"].items():
+        by_tick.setdefault(tick, []).append(aai)
+    for tick, aais in by_tick.items():
+        names.end(aais, tick)
+    k._next_aai = shared["next_aai"]
+
+
+def _builder(k: Kernel, shared: dict[str, Any]):  # noqa: ANN202 - a closure
+    """The function that rebuilds one actor record, if its entry places it on this rank."""
+    directory, rank, actors = k._directory, k._rank, k._actors
+
+    def build(aai: int, state: Any, key: int, count: int, ncreated: int, terminating: int) -> None:
+        if directory[aai][0] != rank:
+            return
+        cls = k._names._classes[directory[aai][2]]
+        actor = cls.__new__(cls)
+        actor._k = k
+        actor._aai = aai
+        actor._random = Random(key, count)
+        actor._ncreated = ncreated
+        actor._terminating = bool(terminating)
+        if hasattr(cls, "__setstate__"):
+            actor.__setstate__(state)
+        else:
+            actor.__dict__.update(state)
+        actors[aai] = actor
+        k._alive += 1
+
+    return build
+
+
+def _restore_tile(pop: Any, saved: dict[str, Any], root: bool) -> None:
+    """The part of a saved tile that overlaps this rank's tile, and (root) its pending posts."""
+    lay = pop._layout
+    y0, y1, x0, x1 = lay.tile
+    hy, hx = lay.halo
+    sy0, sy1, sx0, sx1 = saved["tile"]
+    oy0, oy1, ox0, ox1 = max(y0, sy0), min(y1, sy1), max(x0, sx0), min(x1, sx1)
+    if oy0 < oy1 and ox0 < ox1:
+        for name, values in saved["fields"].items():
+            pop._cur[name][hy + oy0 - y0 : hy + oy1 - y0, hx + ox0 - x0 : hx + ox1 - x0] = values[
+                oy0 - sy0 : oy1 - sy0, ox0 - sx0 : ox1 - sx0
+            ]
+    if root:  # posts are gathered from every rank and sorted at the next update
+        buffer, seq = saved["posts"]
+        pop._posts._buffer.extend(buffer)
+        pop._posts._seq.update(seq)
+
+
+def _restore_population(pop: Any, saved: dict[str, Any]) -> None:
+    if saved["name"] != pop.name:
+        raise RuntimeError(f"population {pop.name!r} is {saved['name']!r} in the checkpoint")
+    for name, values in saved["params"].items():
+        pop._posts.params[name][...] = values
+    aggs = pop._aggregates
+    aggs._watch_keys = saved["watch_keys"]
+    aggs._holders = saved["holders"]
+    aggs._visible = saved["visible"]
+    aggs.pending = saved["pending"]
+    aggs._declared = True  # the probes' declarations come back with the probe store's
+
+
+__all__ = ["FORMAT", "problem", "restore", "snapshot", "state_of"]
