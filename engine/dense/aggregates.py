@@ -236,7 +236,7 @@ class _Aggregates:
         at the end of t-1 joins the visible snapshot. Returns (total, byreg).
         """
         total, byreg, latest, new = got
-        gone = np.setdiff1d(self._watch_keys, keys).tolist()
+        gone = set(np.setdiff1d(self._watch_keys, keys).tolist())
         self._watch_keys = keys
         if new or gone:  # an unwatched cell is unreadable from the next tick on, too
             seen = {k: v for k, v in self._visible[2].items() if k not in gone}
