@@ -267,7 +267,7 @@ class Kernel:
         tick, diasca = self._resume_tick or 0, 0
         stats.ticks += 1
         row = _TickRow(tick, start, stats.messages)
-        frozen = False
+        frozen, mail = False, self._mail
         while True:
             self.tick, self.diasca = tick, diasca
             stats.diascas += 1
@@ -279,7 +279,7 @@ class Kernel:
                 # cycles made meanwhile, until the end of the run.
                 gc.freeze()
                 frozen = True
-            outgoing, mail = self._mail.take_outbox(), self._mail
+            outgoing = mail.take_outbox()
             crossing = sum(map(len, outgoing.values()))
             row.sent += crossing + len(mail.inbox) + mail.extra
             row.crossing += crossing

@@ -41,19 +41,11 @@ def test_launched_size_reads_the_launcher_environment(monkeypatch, env, size):
     assert launch.launched_size() == size
 
 
-@pytest.mark.parametrize(
-    "env, said",
-    [
-        ({"SLURM_STEP_ID": "0", "SLURM_NTASKS": "3", "SLURM_PROCID": "0"}, "srun started 3 tasks"),
-        ({"PMI_SIZE": "3", "PMI_RANK": "0"}, "the launcher started 3 tasks (PMI_SIZE=3)"),
-    ],
-)
-def test_a_split_job_is_refused_before_anything_runs(tmp_path, env, said):
-    """A launcher says 3 tasks, but MPI starts as a world of one (no PMI to wire it up,
-    as under srun without --mpi): the task must not run the simulation alone."""
+def _run_as_task(tmp_path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """``pydiasca run`` on soda as one task of a launcher described by ``env``."""
     pytest.importorskip("mpi4py")
     clean = {k: v for k, v in os.environ.items() if k not in _LAUNCHER_VARIABLES}
-    proc = subprocess.run(
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -69,6 +61,19 @@ def test_a_split_job_is_refused_before_anything_runs(tmp_path, env, said):
         text=True,
         timeout=120,
     )
+
+
+@pytest.mark.parametrize(
+    "env, said",
+    [
+        ({"SLURM_STEP_ID": "0", "SLURM_NTASKS": "3", "SLURM_PROCID": "0"}, "srun started 3 tasks"),
+        ({"PMI_SIZE": "3", "PMI_RANK": "0"}, "the launcher started 3 tasks (PMI_SIZE=3)"),
+    ],
+)
+def test_a_split_job_is_refused_before_anything_runs(tmp_path, env, said):
+    """A launcher says 3 tasks, but MPI starts as a world of one (no PMI to wire it up,
+    as under srun without --mpi): the task must not run the simulation alone."""
+    proc = _run_as_task(tmp_path, env)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.startswith(f"error: {said}")
     assert "srun --mpi=pmi2" in proc.stderr and "mpiexec" in proc.stderr
@@ -78,25 +83,7 @@ def test_a_split_job_is_refused_before_anything_runs(tmp_path, env, said):
 
 
 def test_only_the_first_task_of_a_split_job_says_it(tmp_path):
-    pytest.importorskip("mpi4py")
-    clean = {k: v for k, v in os.environ.items() if k not in _LAUNCHER_VARIABLES}
-    env = {**clean, "SLURM_STEP_ID": "0", "SLURM_NTASKS": "3", "SLURM_PROCID": "2"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "runtime.cli",
-            "run",
-            "scenarios/soda.toml",
-            "--out",
-            tmp_path / "r",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = _run_as_task(tmp_path, {"SLURM_STEP_ID": "0", "SLURM_NTASKS": "3", "SLURM_PROCID": "2"})
     assert (proc.returncode, proc.stderr, proc.stdout) == (2, "", "")
     assert not (tmp_path / "r").exists()
 

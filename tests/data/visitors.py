@@ -25,14 +25,6 @@ class Guest(Actor):
         self.add_spontaneous_tick(self.tick + 1)
 
 
-class Host(Actor):
-    def __init__(self, seen=None) -> None:
+class Host(Guest):
+    def __init__(self, seen=None) -> None:  # the fix: a list of its own per actor
         self.seen = [] if seen is None else seen
-
-    def on_first_diasca(self) -> None:
-        self.add_spontaneous_tick(1)
-
-    def act_spontaneous(self) -> None:
-        self.seen.append(self.aai)
-        self.record("seen", len(self.seen))
-        self.add_spontaneous_tick(self.tick + 1)
