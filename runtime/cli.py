@@ -139,7 +139,33 @@ def _parser() -> argparse.ArgumentParser:
         "--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="as for run"
     )
     check.add_argument("--keep", metavar="DIR", help="keep the runs in DIR/ranks-<N>/")
+    generate = sub.add_parser(
+        "generate", help="generate a model's input, e.g. generate city --scale tiny --out city.h5"
+    )
+    generate.add_argument("model", metavar="|".join(_GENERATORS), help="what to generate")
+    generate.add_argument("rest", nargs=argparse.REMAINDER, help="its options (see its --help)")
     return parser
+
+
+# Generators, by the name that resolves them, as scenarios name model classes:
+# runtime reaches models only through such names, never by an import.
+_GENERATORS = {"city": "models.city.cli:main"}
+
+
+def _generate(args: argparse.Namespace) -> int:
+    import importlib
+
+    ref = _GENERATORS.get(args.model)
+    if ref is None:
+        print(
+            f"error: pydiasca generate: unknown model {args.model!r}; "
+            f"expected one of {', '.join(_GENERATORS)}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
+    module, _, name = ref.partition(":")
+    command = getattr(importlib.import_module(module), name)
+    return command(args.rest, prog=f"pydiasca generate {args.model}")
 
 
 def _positive(text: str) -> int:
@@ -567,6 +593,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _recover(args)
     if args.command == "check":
         return _check(args)
+    if args.command == "generate":
+        return _generate(args)
     return EXIT_BAD_INPUT  # unreachable: argparse requires a known command
 
 
