@@ -4,7 +4,7 @@ Sim-Diasca draws one point at a time and compares it with every point placed so
 far (a linear scan). Here each round draws one candidate for every point still
 to place, and checks all of them at once against KD-trees: one per kind placed
 before, one for the points of this kind already accepted, and one over the
-round's own candidates (earlier candidates win a conflict). A point that cannot
+round's own candidates (of two too close, the later one is drawn again). A point that cannot
 be placed in ``MAX_TRIES`` tries stops generation with one clear error.
 """
 
@@ -70,26 +70,27 @@ def _place_kind(
         rounds += 1
         if done < count and rounds >= MAX_TRIES:
             raise GenerationError(
-                f"cannot place {KINDS[kind]} {done + 1} of {count} after {MAX_TRIES} tries: "
+                f"cannot place {KINDS[kind]} {done + 1} of {count} after {MAX_TRIES:,} tries: "
                 f"the {side / 1000:,.2f} km square is too crowded for its minimum distances"
             )
     return accepted
 
 
 def _first_come(cand: np.ndarray, ok: np.ndarray, same: float) -> np.ndarray:
-    """Drop candidates closer than ``same`` to an earlier kept candidate of the round."""
+    """Drop each candidate closer than ``same`` to an earlier candidate still in the running.
+
+    Of two kept candidates, the earlier one was in the running, so the later one
+    would have been dropped: kept candidates are pairwise far enough apart. The
+    earliest candidate in the running is always kept, so each round progresses.
+    """
     if len(cand) < 2:
         return ok
     pairs = cKDTree(cand).query_pairs(same, output_type="ndarray")
     if len(pairs) == 0:
         return ok
-    pairs = np.sort(pairs, axis=1)  # (earlier, later)
-    pairs = pairs[np.lexsort((pairs[:, 0], pairs[:, 1]))]
-    # Exact distances: query_pairs keeps pairs at distance <= same; "too close" is < same.
-    gap = np.hypot(*(cand[pairs[:, 0]] - cand[pairs[:, 1]]).T)
-    pairs = pairs[gap < same]
+    first, later = pairs.min(axis=1), pairs.max(axis=1)
+    # query_pairs keeps pairs at distance <= same; too close is < same.
+    close = np.hypot(*(cand[first] - cand[later]).T) < same
     keep = ok.copy()
-    for first, later in pairs.tolist():  # by later index: each verdict is final when read
-        if keep[first] and keep[later]:
-            keep[later] = False
+    keep[later[close & ok[first]]] = False
     return keep
