@@ -12,6 +12,7 @@ No timing is asserted: the figures depend on the machine.
   informed counts and the results digest do not depend on the number of ranks.
 - benchmarks/costs.py and profiles.py: they print a figure for every
   operation and a profile for every workload.
+- benchmarks/city_generate.py: it generates tiny and prints its row.
 """
 
 from __future__ import annotations
@@ -184,3 +185,27 @@ def test_checkpoint_costs_quick() -> None:
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for start in ("PHOLD actors 1,000:", "heat cells 4,096:", "PHOLD 1,000 LPs, 30 ticks:"):
         assert start in proc.stdout
+
+
+def test_city_generate_benchmark_tiny(tmp_path: Path) -> None:
+    out = tmp_path / "city.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "city_generate.py"),
+            "--scales",
+            "tiny",
+            "--repeats",
+            "1",
+            "--json",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "| tiny | 27 |" in proc.stdout and "islands repaired" in proc.stdout
+    (run,) = json.loads(out.read_text())["tiny"]
+    assert run["points"] == 27 and run["trucks"] == 5

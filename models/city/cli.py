@@ -17,11 +17,12 @@ from typing import NoReturn
 from .cityfile import write_city
 from .generate import generate_city
 from .places import GenerationError
-from .scales import KINDS, SCALES
+from .scales import SCALES
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 DEFAULT_SEED = 1
+_PLURALS = ("incinerators", "landfills", "industrial sources", "residential sources", "junctions")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -84,7 +85,7 @@ def main(argv: Sequence[str], prog: str = "pydiasca generate city") -> int:
         print(f"error: --out {out}: cannot write ({exc.strerror or exc})", file=sys.stderr)
         return EXIT_BAD_INPUT
     spec, stats = city.spec, city.stats
-    counts = ", ".join(f"{n:,} {k}" for k, n in zip(KINDS, spec.counts(), strict=True))
+    counts = ", ".join(f"{n:,} {k}" for k, n in zip(_PLURALS, spec.counts(), strict=True))
     rows, cols = spec.weather_shape
     print(
         f"{out}: {spec.scale} ({spec.city}, {spec.area_km2:,.2f} km2), seed {args.seed}: "
@@ -94,6 +95,6 @@ def main(argv: Sequence[str], prog: str = "pydiasca generate city") -> int:
     print(
         f"islands repaired: {stats['islands_repaired']:,} "
         f"({stats['roads_added_for_islands']:,} roads added); "
-        f"generated in {stats['generation_s']:.2f} s"
+        f"generated in {stats['generation_s']:.3f} s"
     )
     return 0
