@@ -6,6 +6,7 @@ Only tiny and small are generated here; benchmarks/city_generate.py times every 
 from __future__ import annotations
 
 import math
+import os
 import subprocess
 import sys
 from collections import deque
@@ -231,7 +232,7 @@ def _cli(*args, cwd):
         capture_output=True,
         text=True,
         timeout=120,
-        env={"PYTHONPATH": str(ROOT), "PATH": ""},
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
 
 
