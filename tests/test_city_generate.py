@@ -19,9 +19,15 @@ from conftest import ROOT
 from scipy.spatial import cKDTree
 from scipy.stats import norm
 
-from models.city import SCALES, GenerationError, generate_city, read_city, write_city
-from models.city.cityfile import CityFileError
-from models.city.roads import gauss_pos_int
+from models.city import (
+    SCALES,
+    CityFileError,
+    GenerationError,
+    generate_city,
+    read_city,
+    write_city,
+)
+from models.city._roads import gauss_pos_int
 from models.city.scales import (
     INCINERATOR,
     INDUSTRIAL,

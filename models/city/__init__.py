@@ -1,8 +1,8 @@
 """Sim-Diasca's City example, rebuilt: for now its generator (the models come next)."""
 
-from .cityfile import FORMAT_VERSION, read_city, write_city
+from ._places import GenerationError
+from .cityfile import FORMAT_VERSION, CityFileError, read_city, write_city
 from .generate import City, generate_city
-from .places import GenerationError
 from .scales import KINDS, SCALES, CitySpec
 
 __all__ = [
@@ -10,6 +10,7 @@ __all__ = [
     "KINDS",
     "SCALES",
     "City",
+    "CityFileError",
     "CitySpec",
     "GenerationError",
     "generate_city",

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
+from ._places import GenerationError
 from .cityfile import write_city
 from .generate import generate_city
-from .places import GenerationError
 from .scales import SCALES
 
 EXIT_BAD_INPUT = 2

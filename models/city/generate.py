@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.spatial import cKDTree
 
-from .places import GenerationError, place_points
-from .roads import (
+from ._places import GenerationError, place_points
+from ._roads import (
     force_connectivity,
     junction_degrees,
     junction_roads,

@@ -19,13 +19,15 @@ from scipy.sparse import csr_matrix
 from scipy.sparse.csgraph import breadth_first_order, connected_components
 from scipy.spatial import cKDTree
 
-from .places import GenerationError
+from ._places import GenerationError
 from .scales import JUNCTION, MAX_SPEED_KMH
 
 MAX_IN_DEGREE = 5
 
 
-def gauss_pos_int(rng: np.random.Generator, mu: np.ndarray | float, sigma: float, size: int):
+def gauss_pos_int(
+    rng: np.random.Generator, mu: np.ndarray | float, sigma: float, size: int
+) -> np.ndarray:
     """Sim-Diasca's gaussPosInt: round(N(mu, sigma)), drawn again until it is >= 0."""
     mu = np.broadcast_to(np.asarray(mu, dtype=np.float64), (size,))
     out = np.floor(rng.normal(mu, sigma) + 0.5)
