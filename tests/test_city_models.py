@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import kernel_digest, series
+from conftest import ROOT, kernel_digest, series
 
 import models.city as city_pkg
 from engine import Kernel, MemorySink, ProbeStore
@@ -148,3 +148,17 @@ def test_a_scenario_that_does_not_match_its_city_is_refused() -> None:
     stats = kernel.run()
     assert stats.failures
     assert "does not match this city" in str(stats.failures[0])
+
+
+def test_tiny_scenario_runs_and_its_figure_is_drawn(tmp_path) -> None:
+    from models.city.plots import city_figure
+    from runtime.runner import run_scenario
+
+    outcome = run_scenario(
+        ROOT / "scenarios" / "city-tiny.toml",
+        {"simulation.stop_tick": 720, "results.plots": False},
+        out=tmp_path / "run",
+    )
+    assert outcome.status == "completed"
+    png = city_figure(outcome.run_dir)
+    assert png.stat().st_size > 10_000
