@@ -349,14 +349,15 @@ def signature_hint(handler: str, actor: Actor, exc: TypeError) -> str:
     )
 
 
-def call_failed(exc: BaseException, caller: CodeType) -> bool:
-    """True when ``exc`` came from the call of a handler (by ``caller``), not from its body."""
+def call_failed(exc: BaseException, *callers: CodeType) -> bool:
+    """True when ``exc`` came from the call of a handler (by one of ``callers``), not from
+    its body."""
     tb = exc.__traceback__
     if tb is None:
         return False
     while tb.tb_next is not None:
         tb = tb.tb_next
-    return tb.tb_frame.f_code in (caller, _ADAPTER_CODE)
+    return tb.tb_frame.f_code in (*callers, _ADAPTER_CODE)
 
 
 def _as_aai(sender: Actor, target_aai: Any, handler: Any) -> int:

@@ -25,7 +25,7 @@ from .actor import Actor, call_failed, signature_hint
 from .agenda import Agenda
 from .directory import Directory
 from .errors import MessageError, SimulationError
-from .mail import Mail
+from .mail import Mail, _py_deliver, deliver
 from .portable import PLAIN_TYPES, check_creation, check_message, describe, users_interrupt
 from .probes import ProbeStore
 from .random import Random, stream_keys
@@ -79,6 +79,7 @@ def _immutable(value: Any) -> bool:
 
 
 _sender = itemgetter(0)  # of an InboxEntry
+_LOOP_CODE = _py_deliver.__code__  # a handler's call fails in this frame, or in _deliver's (C)
 
 
 @dataclass(slots=True)
@@ -139,6 +140,8 @@ class Kernel:
         check = partial(check_message, label=names.label)
         self._mail = Mail(self._directory, self._rank, PLAIN_TYPES, check)
         self.post = self._mail.post  # the Actor API's send, without a frame of its own
+        self._deliver_loop = deliver  # engine.mail: the C loop, or its Python twin
+        self._sort_key = _sender if mode != "fastest" else None  # several messages: by sender
         self._creations: list = []
         self._terminating: list[Actor] = []
         self._ends: list[int] = []  # AAIs that called terminate() this diasca, to report
@@ -403,36 +406,20 @@ class Kernel:
     def _deliver(
         self, inbox: dict[int, InboxEntry | list[InboxEntry]], tick: int, diasca: int
     ) -> None:
-        actors = self._actors
-        sort, ergodic = self.mode != "fastest", self.mode == "ergodic"
-        items = inbox.items()
+        items: Any = inbox
         if self._shuffle is not None:
-            items = sorted(items)
+            items = sorted(inbox.items())
             self._shuffle(items)
-        target, fn = 0, None
+        where: list = [0, None]  # where a failure happened: (target, handler function)
         try:
-            for target, msgs in items:
-                actor = actors[target]  # never an ended actor: sends to those are refused
-                if type(msgs) is tuple:  # the common case: one message
-                    msgs = (msgs,)
-                elif sort:  # by sender; stable, so each sender's messages stay in send order
-                    msgs.sort(key=_sender)
-                    if ergodic:
-                        actor.random.shuffle(msgs)
-                for sender, fn, args in msgs:
-                    n = len(args)  # spelled out: a call with *args costs twice as much
-                    if n == 0:
-                        fn(actor, sender)
-                    elif n == 1:
-                        fn(actor, sender, args[0])
-                    elif n == 2:
-                        fn(actor, sender, args[0], args[1])
-                    else:
-                        fn(actor, sender, *args)
+            self._deliver_loop(items, self._actors, self._sort_key, self.mode == "ergodic", where)
         except BaseException as exc:
+            target, fn = where
             self._current = (target, self._names.handler_name(target, fn))
-            if type(exc) is TypeError and call_failed(exc, self._deliver.__code__):
-                raise MessageError(signature_hint(self._current[1], actors[target], exc)) from exc
+            if type(exc) is TypeError and call_failed(exc, self._deliver.__code__, _LOOP_CODE):
+                raise MessageError(
+                    signature_hint(self._current[1], self._actors[target], exc)
+                ) from exc
             raise
 
     def _construct(self) -> list[Actor]:
