@@ -5,9 +5,12 @@
 
 Each figure comes from a fresh Python process (the script calls itself with
 ``--worker``). A checkpoint here is what one rank does (``runtime.checkpoint``):
-snapshot the kernel (``engine.snapshot``), pickle it (protocol 5), write it to
-a temporary file, fsync and rename. The overhead figure runs ``pydiasca``'s own
-runner on PHOLD with and without ``[checkpoint] every_ticks = 100``.
+encode the kernel's actors by column and the rest of its snapshot
+(``engine.snapshot``), pickle them (protocol 5, arrays out of band), hash and
+write them to a temporary file in a second thread, fsync and rename. MB/s is
+the part's bytes over that pause. Format 1 (one pickle of every actor's own
+dict) is measured on the same kernel, right after, for the ratio. The overhead
+figure runs ``pydiasca``'s own runner on PHOLD with and without ``[checkpoint] every_ticks = 100``.
 """
 
 from __future__ import annotations
@@ -27,20 +30,59 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-def _write_once(kernel, folder: Path) -> dict:
-    """Stop the kernel after tick 1 with one checkpoint of it; its figures."""
+def _format1(k, next_tick: int, folder: Path) -> int:
+    """The reference: format 1's part, one pickle of every actor's own dict (as before)."""
+    import hashlib
+    from array import array
+
     from engine import snapshot
     from runtime.checkpoint import write_atomic
+
+    live = [a for a in k._actors if a is not None]
+    generators = [a._random.state for a in live]
+    part = snapshot.snapshot(k, next_tick)
+    part["actors"] = {
+        "aai": array("q", [a._aai for a in live]),
+        "state": [snapshot.state_of(a) for a in live],
+        "key": array("Q", [g[0] for g in generators]),
+        "count": array("Q", [g[1] for g in generators]),
+        "ncreated": array("q", [a._ncreated for a in live]),
+        "terminating": bytes(a._terminating for a in live),
+    }
+    blob = pickle.dumps(part, protocol=5)
+    hashlib.sha256(blob).hexdigest()
+    write_atomic(folder / "format1.part", blob)
+    return len(blob)
+
+
+def _write_once(kernel, folder: Path) -> dict:
+    """Stop the kernel after tick 1 with one checkpoint of it; its figures.
+
+    The part is written as ``runtime.checkpoint`` writes it (the garbage
+    collector off, ``_partfile.write``: encode, pickle, hash, write, fsync,
+    rename), then the same kernel as format 1 wrote it, for the ratio. A first
+    pass over every actor's dict comes before both, untimed: the first access
+    to an object's ``__dict__`` builds it, which the run's first checkpoint
+    pays whatever its format.
+    """
+    import gc
+    from operator import attrgetter
+
+    from runtime import _partfile
+    from runtime.checkpoint import _records
 
     found: dict = {}
 
     def at_end(k, next_tick: int) -> bool:
+        list(map(attrgetter("__dict__"), (a for a in k._actors if a is not None)))
+        gc.disable()
         t0 = time.perf_counter()
-        blob = pickle.dumps(snapshot.snapshot(k, next_tick), protocol=5)
+        _, size = _partfile.write(folder / "rank-0.part", _records(k, next_tick))
         t1 = time.perf_counter()
-        write_atomic(folder / "rank-0.part", blob)
+        old = _format1(k, next_tick, folder)
         t2 = time.perf_counter()
-        found.update(bytes=len(blob), snapshot_s=t1 - t0, write_s=t2 - t1, total_s=t2 - t0)
+        gc.enable()
+        found.update(bytes=size, total_s=t1 - t0, format1_bytes=old, format1_s=t2 - t1)
         return False
 
     kernel.at_tick_end = at_end
@@ -54,10 +96,7 @@ def _phold_actors(n: int, folder: Path) -> dict:
 
     k = Kernel(stop_tick=10, seed=1)
     k.add_actors(LP, n, None, None, n_lps=n, remote=0.25, mean=2.0, record_every=10**9)
-    out = _write_once(k, folder)
-    out["per_actor_bytes"] = out["bytes"] / n
-    out["per_actor_us"] = out["total_s"] / n * 1e6
-    return out
+    return _write_once(k, folder)
 
 
 def _heat_cells(cells: int, folder: Path) -> dict:
@@ -68,9 +107,7 @@ def _heat_cells(cells: int, folder: Path) -> dict:
     rows = cells // columns
     k = Kernel(stop_tick=10, seed=1)
     k.add_population(HeatPlate, "plate", None, {"rows": rows, "columns": columns, "initial": 1.0})
-    out = _write_once(k, folder)
-    out["per_cell_bytes"] = out["bytes"] / (rows * columns)
-    return out
+    return _write_once(k, folder)
 
 
 def _phold_run(lps: int, ticks: int, every: int | None, folder: Path) -> dict:
@@ -121,6 +158,17 @@ def _measure(*args: str) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _figures(f: dict, n: int, unit: str) -> str:
+    """The part's size, the pause, MB/s (bytes written / pause), and format 1 for the ratio."""
+    return (
+        f"{f['bytes'] / 1e6:,.1f} MB, {f['bytes'] / n:.1f} B/{unit}, pause {f['total_s']:.3f} s, "
+        f"{f['bytes'] / 1e6 / f['total_s']:,.0f} MB/s, {f['total_s'] / n * 1e6:.3f} us/{unit}; "
+        f"format 1: {f['format1_bytes'] / 1e6:,.1f} MB, pause {f['format1_s']:.3f} s, "
+        f"{f['format1_bytes'] / 1e6 / f['format1_s']:,.0f} MB/s; "
+        f"pause ratio {f['format1_s'] / f['total_s']:.2f}x shorter"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes (smoke test)")
@@ -134,17 +182,9 @@ def main() -> None:
     if args.quick:
         actors, cells, lps, ticks = (1000, 4096, 1000, 30)
     a = _measure("actors", str(actors), "0", "0")
-    print(
-        f"PHOLD actors {actors:,}: {a['bytes'] / 1e6:,.1f} MB, {a['per_actor_bytes']:.0f} B/actor, "
-        f"snapshot+pickle {a['snapshot_s']:.2f} s, write+fsync {a['write_s']:.2f} s, "
-        f"{a['bytes'] / 1e6 / a['total_s']:,.0f} MB/s overall, {a['per_actor_us']:.2f} us/actor"
-    )
+    print(f"PHOLD actors {actors:,}: {_figures(a, actors, 'actor')}")
     c = _measure("cells", str(cells), "0", "0")
-    print(
-        f"heat cells {cells:,}: {c['bytes'] / 1e6:,.1f} MB, {c['per_cell_bytes']:.1f} B/cell, "
-        f"snapshot+pickle {c['snapshot_s']:.2f} s, write+fsync {c['write_s']:.2f} s, "
-        f"{c['bytes'] / 1e6 / c['total_s']:,.0f} MB/s overall"
-    )
+    print(f"heat cells {cells:,}: {_figures(c, cells, 'cell')}")
     every = max(ticks // 3, 1) if args.quick else 100
     plain = _measure("run", str(lps), str(ticks), "0")
     taken = _measure("run", str(lps), str(ticks), str(every))

@@ -22,9 +22,13 @@ the first actor and attribute that does not.
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
+from ._columns import decode, encode
 from .portable import unpicklable
 from .probes import ProbeDeclaration
 from .random import Random
@@ -33,32 +37,25 @@ if TYPE_CHECKING:
     from .actor import Actor
     from .kernel import Kernel
 
-FORMAT = 1  # of the snapshot's structure; runtime.checkpoint refuses another
+FORMAT = 2  # of the snapshot's structure; runtime.checkpoint refuses another
+CHUNK = 1 << 16  # actors per chunk: the writer writes one while the next is encoded
+
+_RANDOM, _AAI, _NCREATED = attrgetter("_random"), attrgetter("_aai"), attrgetter("_ncreated")
+_KEY, _COUNT, _DICT = attrgetter("_key"), attrgetter("_count"), attrgetter("__dict__")
+_TERMINATING = attrgetter("_terminating")
 
 
 def snapshot(kernel: Kernel, next_tick: int) -> dict[str, Any]:
-    """This rank's part of a checkpoint taken after ``kernel.tick``, before ``next_tick``.
+    """This rank's part of a checkpoint taken after ``kernel.tick``, before ``next_tick``,
+    but its actors: ``actor_chunks`` gives those.
 
     Rank 0's part also holds what every rank shares (key ``"shared"``).
     """
     k = kernel
-    mail = k._mail
-    if mail.inbox or mail.outbox or k._creations or k._born or k._notices or k._terminating:
-        raise RuntimeError("a snapshot is taken between ticks, with nothing in flight")
-    live = [a for a in k._actors if a is not None]
-    generators = [a._random.state for a in live]
-    actors = {  # by column: far fewer objects to pickle than a tuple per actor
-        "aai": array("q", [a._aai for a in live]),
-        "state": [state_of(a) for a in live],
-        "key": array("Q", [g[0] for g in generators]),
-        "count": array("Q", [g[1] for g in generators]),
-        "ncreated": array("q", [a._ncreated for a in live]),
-        "terminating": bytes(a._terminating for a in live),
-    }
+    _check_quiet(k)
     stats = k.stats
     part: dict[str, Any] = {
         "rank": k._rank,
-        "actors": actors,
         "plans": [(tick, sorted(aais)) for tick, aais in k.agenda.items()],
         "counts": (stats.messages, stats.spontaneous, stats.deleted),
         "declarations": {n: (d.unit, d.labels) for n, d in k.probes.declarations.items()},
@@ -88,6 +85,68 @@ def _shared(k: Kernel, next_tick: int) -> dict[str, Any]:
         "stats": (stats.ticks, stats.diascas, stats.created),
         "populations": [_population_shared(p) for p in k._populations],
     }
+
+
+def _check_quiet(k: Kernel) -> None:
+    mail = k._mail
+    if mail.inbox or mail.outbox or k._creations or k._born or k._notices or k._terminating:
+        raise RuntimeError("a snapshot is taken between ticks, with nothing in flight")
+
+
+def actor_chunks(kernel: Kernel, size: int = CHUNK) -> Iterator[dict[str, Any]]:
+    """This rank's actors, by class and then AAI, in chunks of at most ``size`` actors.
+
+    A chunk holds the engine's fields of its actors as NumPy arrays (``aai``,
+    ``key`` and ``count`` of their generators, ``ncreated``, ``terminating``)
+    and their own states: by attribute (``names`` and their ``columns``, see
+    ``engine._columns``) when every state is a dict with the same keys, else
+    as a list (``states``), pickled as it is.
+    """
+    _check_quiet(kernel)
+    live = [a for a in kernel._actors if a is not None]
+    classes = set(map(type, live))
+    if len(classes) == 1:
+        groups = [live]
+    else:
+        by_class: dict[type, list] = {}
+        for actor in live:
+            by_class.setdefault(type(actor), []).append(actor)
+        groups = list(by_class.values())
+    for actors in groups:
+        for start in range(0, len(actors), size):
+            yield _chunk(actors[start : start + size])
+
+
+def _chunk(actors: list) -> dict[str, Any]:
+    n, cls = len(actors), type(actors[0])
+    randoms = list(map(_RANDOM, actors))
+    chunk: dict[str, Any] = {
+        "n": n,
+        "aai": np.fromiter(map(_AAI, actors), np.int64, n),
+        "key": np.fromiter(map(_KEY, randoms), np.uint64, n),
+        "count": np.fromiter(map(_COUNT, randoms), np.uint64, n),
+        "ncreated": np.fromiter(map(_NCREATED, actors), np.int64, n),
+        "terminating": np.fromiter(map(_TERMINATING, actors), np.bool_, n),
+    }
+    del randoms
+    if cls.__getstate__ is object.__getstate__:
+        states = list(map(_DICT, actors))
+    else:
+        states = list(map(state_of, actors))
+    names = list(states[0]) if type(states[0]) is dict else None
+    if (
+        names is not None
+        and set(map(type, states)) == {dict}
+        and set(map(len, states)) == {len(names)}
+    ):
+        try:
+            chunk["columns"] = [encode(list(map(itemgetter(name), states))) for name in names]
+            chunk["names"] = names
+            return chunk
+        except KeyError:  # not the same attributes in every actor
+            pass
+    chunk["states"] = states
+    return chunk
 
 
 def state_of(actor: Actor) -> Any:
@@ -159,10 +218,10 @@ def restore(kernel: Kernel, shared: dict[str, Any], parts: Iterable[dict[str, An
     counts = [0, 0, 0]
     declared: dict[str, ProbeDeclaration] = {}
     for part in parts:
-        a = part["actors"]
-        columns = (a["state"], a["key"], a["count"], a["ncreated"], a["terminating"])
-        for record in zip(a["aai"], *columns, strict=True):
-            build(*record)
+        for chunk in part["chunks"]:
+            columns = [chunk[c].tolist() for c in ("key", "count", "ncreated", "terminating")]
+            for record in zip(chunk["aai"].tolist(), _states(chunk), *columns, strict=True):
+                build(*record)
         mine = k._actors
         for tick, aais in part["plans"]:
             here = [aai for aai in aais if mine[aai] is not None]
@@ -185,6 +244,17 @@ def restore(kernel: Kernel, shared: dict[str, Any], parts: Iterable[dict[str, An
         stats.messages, stats.spontaneous, stats.deleted = counts
     k.tick = shared["tick"]
     k._resume_tick = shared["next_tick"]
+
+
+def _states(chunk: dict[str, Any]) -> list:
+    """The own states of a chunk's actors, as ``actor_chunks`` found them."""
+    if "states" in chunk:
+        return chunk["states"]
+    n, names = chunk["n"], chunk["names"]
+    if not names:
+        return [{} for _ in range(n)]
+    columns = [decode(node, n) for node in chunk["columns"]]
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
 
 
 def _restore_directory(k: Kernel, shared: dict[str, Any]) -> None:
@@ -267,4 +337,4 @@ def _restore_population(pop: Any, saved: dict[str, Any]) -> None:
     aggs._declared = True  # the probes' declarations come back with the probe store's
 
 
-__all__ = ["FORMAT", "problem", "restore", "snapshot", "state_of"]
+__all__ = ["CHUNK", "FORMAT", "actor_chunks", "problem", "restore", "snapshot", "state_of"]

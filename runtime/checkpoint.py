@@ -1,7 +1,8 @@
 """Checkpoints on disk: every rank's part, written in parallel, and a manifest written last.
 
 A checkpoint of tick t lives in ``RUN_DIR/checkpoints/tick-<t>/``: one
-``rank-<r>.part`` per rank (a pickle of ``engine.snapshot.snapshot``) and
+``rank-<r>.part`` per rank (its actors' chunks and the rest of its snapshot,
+``engine.snapshot``, in the frames of ``runtime._partfile``) and
 ``manifest.json``, written by rank 0 once every part is on disk, with the
 SHA-256 and size of every part, the format version, the scenario file's
 SHA-256 and the settings ``pydiasca resume`` needs. Every file is written to a
@@ -21,7 +22,6 @@ import hashlib
 import json
 import logging
 import os
-import pickle
 import shutil
 import time
 from collections.abc import Iterator
@@ -33,15 +33,15 @@ from typing import Any
 from engine import Kernel
 from engine import snapshot as _snapshot
 
+from . import _partfile
 from .comm import Comm
 from .sgroups import ROOT
 from .staging import StagingSink
 from .storage import storage_message
 
-FORMAT = 1  # of the manifest and parts; another one is refused
+FORMAT = 2  # of the manifest and parts; another one is refused
 FOLDER = "checkpoints"
 MANIFEST = "manifest.json"
-PROTOCOL = 5
 # The scenario's sections a resume takes from the manifest (the file's own values
 # with the run's overrides); deployment and placement come from the resume's flags.
 _SETTINGS = ("simulation", "results", "checkpoint")
@@ -127,47 +127,54 @@ class Checkpointer:
         kernel.probes.flush()
         self.sink.mark(tick + 1, kernel.probes.declarations)
         self.sink.sync()
-        blob, error = b"", self.sink.error
-        if not error:
-            collecting = gc.isenabled()
-            gc.disable()  # a million new tuples would start collection after collection
-            try:
-                blob = pickle.dumps(_snapshot.snapshot(kernel, next_tick), protocol=PROTOCOL)
-            except Exception as exc:  # find the actor and attribute to blame, before writing
-                error = _snapshot.problem(kernel) or f"rank {c.rank}: {type(exc).__name__}: {exc}"
-            finally:
-                if collecting:
-                    gc.enable()
-        error = next((e for e in c.allgather(error) if e), "")
-        if not error:
-            folder = self.folder / f"tick-{tick}"
-            name = f"rank-{c.rank}.part"
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-                write_atomic(folder / name, blob)
-                written = (name, hashlib.sha256(blob).hexdigest(), len(blob), "")
-            except OSError as exc:
-                written = (name, "", 0, storage_message(exc, folder / name))
-            everyone = c.gather((written, self.sink.rows))
-            if c.rank == ROOT:
-                assert everyone is not None
-                error = self._manifest(folder, tick, next_tick, everyone)
-            error = c.bcast(error)
+        folder, name = self.folder / f"tick-{tick}", f"rank-{c.rank}.part"
+        written = (name, "", 0, self.sink.error)
+        if not self.sink.error:
+            written = self._write(kernel, next_tick, folder, name)
+        everyone = c.gather((written, self.sink.rows))
+        error = ""
+        if c.rank == ROOT:
+            assert everyone is not None
+            error = self._manifest(folder, tick, next_tick, everyone)
+        error = c.bcast(error)
         if error:
             self.problem = f"checkpoint at tick {tick}: {error}"
             return False
         self.last = tick
         self.next_wall = time.monotonic() + (self.policy.every_s or 0.0)
         seconds = time.perf_counter() - t0
-        self.taken.append((tick, seconds, len(blob)))
+        self.taken.append((tick, seconds, written[2]))
         if c.rank == ROOT:
             _log.info("checkpoint of tick %d written in %.3f s", tick, seconds)
         return True
 
+    def _write(self, kernel: Kernel, next_tick: int, folder: Path, name: str) -> tuple:
+        """This rank's part: (file name, SHA-256, bytes, "") or (file name, "", 0, problem)."""
+        collecting = gc.isenabled()
+        gc.disable()  # a million new objects would start collection after collection
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            sha, size = _partfile.write(folder / name, _records(kernel, next_tick))
+            return (name, sha, size, "")
+        except _partfile.WriteError as exc:
+            return (name, "", 0, storage_message(exc.__cause__, folder / name))
+        except OSError as exc:
+            return (name, "", 0, storage_message(exc, folder))
+        except Exception as exc:  # find the actor and attribute to blame
+            why = _snapshot.problem(kernel) or f"rank {self.comm.rank}: {type(exc).__name__}: {exc}"
+            return (name, "", 0, why)
+        finally:
+            if collecting:
+                gc.enable()
+
     def _manifest(self, folder: Path, tick: int, next_tick: int, everyone: list) -> str:
-        """Rank 0: the manifest, written last; then older checkpoints beyond ``keep`` go."""
+        """Rank 0: the manifest, written last; then older checkpoints beyond ``keep`` go.
+
+        When a rank could not write its part, nothing of the checkpoint stays.
+        """
         problem = next((w[3] for w, _ in everyone if w[3]), "")
         if problem:
+            shutil.rmtree(folder, ignore_errors=True)
             return problem
         rows = dict(self.carried)
         for _, counts in everyone:
@@ -191,6 +198,17 @@ class Checkpointer:
             return storage_message(exc, folder / MANIFEST)
         prune(self.folder, self.policy.keep, tick)
         return ""
+
+
+def _records(kernel: Kernel, next_tick: int) -> Iterator[Any]:
+    """A part's records: its actors' chunks, then the rest of its snapshot (last)."""
+    chunks = 0
+    for chunk in _snapshot.actor_chunks(kernel):
+        chunks += 1
+        yield chunk
+    part = _snapshot.snapshot(kernel, next_tick)
+    part["chunks"] = chunks
+    yield part
 
 
 def install(
@@ -372,10 +390,14 @@ def parts(folder: Path, manifest: dict[str, Any]) -> tuple[dict[str, Any], Itera
 
 def _load(path: Path) -> dict[str, Any]:
     try:
-        with open(path, "rb") as f:
-            return pickle.load(f)
+        records = _partfile.read(path)
+        part = records.pop()
+        if not isinstance(part, dict) or part.get("chunks") != len(records):
+            raise ValueError("its records do not add up")
     except Exception as exc:  # noqa: BLE001 - whatever a damaged pickle raises
         raise CheckpointError(f"{path}: cannot be loaded ({type(exc).__name__}: {exc})") from None
+    part["chunks"] = records
+    return part
 
 
 __all__ = [

@@ -79,7 +79,7 @@ def test_checkpoints_keep_the_newest_and_the_manifest_describes_them(tmp_path):
     assert len(folders) == 2  # keep = 2 by default
     tick, folder = folders[0]
     manifest = json.loads((folder / MANIFEST).read_text())
-    assert manifest["tick"] == tick and manifest["format"] == 1 and manifest["ranks"] == 1
+    assert manifest["tick"] == tick and manifest["format"] == 2 and manifest["ranks"] == 1
     assert [p["file"] for p in manifest["parts"]] == ["rank-0.part"]
     with h5py.File(tmp_path / "run" / "results.h5") as f:  # rows of ticks up to the checkpoint
         for name, rows in manifest["rows"].items():
