@@ -162,3 +162,17 @@ def test_tiny_scenario_runs_and_its_figure_is_drawn(tmp_path) -> None:
     assert outcome.status == "completed"
     png = city_figure(outcome.run_dir)
     assert png.stat().st_size > 10_000
+
+
+def test_a_city_file_runs_like_the_city_generated_on_the_fly(tmp_path) -> None:
+    from models.city import generate_city, write_city
+    from runtime.runner import run_scenario
+
+    write_city(generate_city("tiny", 1), tmp_path / "tiny.h5")
+    digests = []
+    for name, source in (("file", str(tmp_path / "tiny.h5")), ("generated", None)):
+        path = tmp_path / f"{name}.toml"
+        path.write_text(scenario.scenario_text("tiny", 1, city=source))
+        overrides = {"simulation.stop_tick": 300, "results.plots": False}
+        digests.append(run_scenario(path, overrides, out=tmp_path / name).digest)
+    assert digests[0] == digests[1]
