@@ -23,3 +23,4 @@ def test_city_benchmark_prints_a_row_for_tiny(tmp_path) -> None:
     assert "| tiny | 1 | 98 | 256 |" in proc.stdout
     (row,) = json.loads(out.read_text())
     assert row["actors"] == 98 and row["events"] > 0 and row["acceleration"] > 0
+    assert row["activations_per_s"] > 0 and row["cells"] == 256
