@@ -11,21 +11,114 @@
 #include <Python.h>
 #include <structmember.h>
 
+/* What an actor's hot calls need of its kernel, without an attribute lookup each: the
+ * kernel's _hot. The kernel keeps tick equal to its own; agenda and post are its own. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *tick; /* int */
+    long long tick_ll;
+    PyObject *agenda;
+    PyObject *post;
+} Hot;
+
+static int Hot_init(Hot *self, PyObject *args, PyObject *kwds)
+{
+    static char *names[] = {"agenda", "post", NULL};
+    PyObject *agenda, *post;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO", names, &agenda, &post))
+        return -1;
+    Py_XSETREF(self->agenda, Py_NewRef(agenda));
+    Py_XSETREF(self->post, Py_NewRef(post));
+    Py_XSETREF(self->tick, PyLong_FromLong(0));
+    self->tick_ll = 0;
+    return self->tick == NULL ? -1 : 0;
+}
+
+static int Hot_traverse(Hot *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->tick);
+    Py_VISIT(self->agenda);
+    Py_VISIT(self->post);
+    return 0;
+}
+
+static int Hot_clear(Hot *self)
+{
+    Py_CLEAR(self->tick);
+    Py_CLEAR(self->agenda);
+    Py_CLEAR(self->post);
+    return 0;
+}
+
+static void Hot_dealloc(Hot *self)
+{
+    PyObject_GC_UnTrack(self);
+    Hot_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyObject *Hot_get_tick(Hot *self, void *c)
+{
+    return Py_NewRef(self->tick ? self->tick : Py_None);
+}
+
+static int Hot_set_tick(Hot *self, PyObject *value, void *c)
+{
+    if (value == NULL || !PyLong_CheckExact(value)) {
+        PyErr_SetString(PyExc_TypeError, "the tick is an int");
+        return -1;
+    }
+    long long t = PyLong_AsLongLong(value);
+    if (t == -1 && PyErr_Occurred())
+        return -1;
+    Py_XSETREF(self->tick, Py_NewRef(value));
+    self->tick_ll = t;
+    return 0;
+}
+
+static PyGetSetDef Hot_getset[] = {
+    {"tick", (getter)Hot_get_tick, (setter)Hot_set_tick, "the kernel's current tick", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyMemberDef Hot_members[] = {
+    {"agenda", T_OBJECT, offsetof(Hot, agenda), READONLY, "the kernel's agenda"},
+    {"post", T_OBJECT, offsetof(Hot, post), READONLY, "the kernel's post"},
+    {NULL, 0, 0, 0, NULL},
+};
+
+static PyTypeObject HotType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "engine._actor.Hot",
+    .tp_basicsize = sizeof(Hot),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "What the actors' hot calls need of their kernel: tick, agenda, post.",
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Hot_init,
+    .tp_dealloc = (destructor)Hot_dealloc,
+    .tp_traverse = (traverseproc)Hot_traverse,
+    .tp_clear = (inquiry)Hot_clear,
+    .tp_getset = Hot_getset,
+    .tp_members = Hot_members,
+};
+
 typedef struct {
     PyObject_HEAD
     PyObject *k;      /* the kernel (engine.actor.KernelSurface) */
+    Hot *hot;         /* the kernel's _hot, set with k; NULL: look the kernel up */
     PyObject *aai;    /* int */
     PyObject *random; /* engine.random.Random */
     Py_ssize_t ncreated;
     char terminating;
 } Core;
 
-static PyObject *s_post, *s_tick, *s_diasca, *s_agenda, *s_add, *s_send_slow, *s_plan_slow,
+static PyObject *s_hot, *s_post, *s_tick, *s_diasca, *s_agenda, *s_add, *s_send_slow, *s_plan_slow,
     *s_schedule_in_slow;
 
 static int Core_traverse(Core *self, visitproc visit, void *arg)
 {
     Py_VISIT(self->k);
+    Py_VISIT(self->hot);
     Py_VISIT(self->aai);
     Py_VISIT(self->random);
     return 0;
@@ -34,6 +127,7 @@ static int Core_traverse(Core *self, visitproc visit, void *arg)
 static int Core_clear(Core *self)
 {
     Py_CLEAR(self->k);
+    Py_CLEAR(self->hot);
     Py_CLEAR(self->aai);
     Py_CLEAR(self->random);
     return 0;
@@ -72,8 +166,34 @@ static PyObject *Core_get_random(Core *self, void *c)
     return self->random ? Py_NewRef(self->random) : unset("random");
 }
 
+static PyObject *Core_get_k(Core *self, void *c)
+{
+    return self->k ? Py_NewRef(self->k) : unset("_k");
+}
+
+/* Setting the kernel also takes its _hot, when it has one of this module's type. */
+static int Core_set_k(Core *self, PyObject *k, void *c)
+{
+    Hot *hot = NULL;
+    if (k != NULL) {
+        PyObject *found = PyObject_GetAttr(k, s_hot);
+        if (found == NULL)
+            PyErr_Clear();
+        else if (Py_IS_TYPE(found, &HotType))
+            hot = (Hot *)found;
+        else
+            Py_DECREF(found);
+        Py_INCREF(k);
+    }
+    Py_XSETREF(self->k, k);
+    Py_XSETREF(self->hot, hot);
+    return 0;
+}
+
 static PyObject *Core_get_tick(Core *self, void *c)
 {
+    if (self->hot != NULL)
+        return Py_NewRef(self->hot->tick);
     return self->k ? PyObject_GetAttr(self->k, s_tick) : unset("tick");
 }
 
@@ -85,7 +205,7 @@ static PyObject *Core_get_diasca(Core *self, void *c)
 /* agenda[tick].add(aai): plan act_spontaneous at tick (already checked to be in the future). */
 static PyObject *plan(Core *self, PyObject *tick)
 {
-    PyObject *agenda = PyObject_GetAttr(self->k, s_agenda);
+    PyObject *agenda = self->hot ? Py_NewRef(self->hot->agenda) : PyObject_GetAttr(self->k, s_agenda);
     if (agenda == NULL)
         return NULL;
     PyObject *actors = NULL;
@@ -115,6 +235,10 @@ static PyObject *plan(Core *self, PyObject *tick)
 /* The current tick as a C integer; 0 with *ok = 0 when it is not a small int. */
 static long long current_tick(Core *self, int *ok)
 {
+    if (self->hot != NULL) {
+        *ok = 1;
+        return self->hot->tick_ll;
+    }
     *ok = 0;
     PyObject *now = PyObject_GetAttr(self->k, s_tick);
     if (now == NULL) {
@@ -180,7 +304,7 @@ static PyObject *Core_send(Core *self, PyObject *const *args, Py_ssize_t nargs)
         PyTuple_SET_ITEM(margs, i - 2, Py_NewRef(args[i]));
     PyObject *result;
     if (PyLong_CheckExact(args[0]) && self->k != NULL && self->aai != NULL) {
-        PyObject *post = PyObject_GetAttr(self->k, s_post);
+        PyObject *post = self->hot ? Py_NewRef(self->hot->post) : PyObject_GetAttr(self->k, s_post);
         if (post == NULL) {
             Py_DECREF(margs);
             return NULL;
@@ -217,6 +341,7 @@ static PyMethodDef Core_methods[] = {
 };
 
 static PyGetSetDef Core_getset[] = {
+    {"_k", (getter)Core_get_k, (setter)Core_set_k, "the kernel", NULL},
     {"aai", (getter)Core_get_aai, NULL,
      "This actor's abstract identifier: stable whatever the placement.", NULL},
     {"tick", (getter)Core_get_tick, NULL, "The current tick.", NULL},
@@ -227,7 +352,6 @@ static PyGetSetDef Core_getset[] = {
 };
 
 static PyMemberDef Core_members[] = {
-    {"_k", T_OBJECT_EX, offsetof(Core, k), 0, "the kernel"},
     {"_aai", T_OBJECT_EX, offsetof(Core, aai), 0, "the AAI"},
     {"_random", T_OBJECT_EX, offsetof(Core, random), 0, "the generator"},
     {"_ncreated", T_PYSSIZET, offsetof(Core, ncreated), 0, "creations asked so far"},
@@ -262,14 +386,14 @@ static int intern(PyObject **slot, const char *name)
 
 PyMODINIT_FUNC PyInit__actor(void)
 {
-    if (intern(&s_post, "post") < 0 || intern(&s_tick, "tick") < 0
+    if (intern(&s_hot, "_hot") < 0 || intern(&s_post, "post") < 0 || intern(&s_tick, "tick") < 0
         || intern(&s_diasca, "diasca") < 0 || intern(&s_agenda, "agenda") < 0
         || intern(&s_add, "add") < 0 || intern(&s_send_slow, "_send_slow") < 0
         || intern(&s_plan_slow, "_plan_slow") < 0
         || intern(&s_schedule_in_slow, "_schedule_in_slow") < 0)
         return NULL;
     empty_args = PyTuple_New(0);
-    if (empty_args == NULL || PyType_Ready(&CoreType) < 0)
+    if (empty_args == NULL || PyType_Ready(&CoreType) < 0 || PyType_Ready(&HotType) < 0)
         return NULL;
     PyObject *m = PyModule_Create(&module);
     if (m == NULL)
@@ -277,6 +401,12 @@ PyMODINIT_FUNC PyInit__actor(void)
     Py_INCREF(&CoreType);
     if (PyModule_AddObject(m, "ActorCore", (PyObject *)&CoreType) < 0) {
         Py_DECREF(&CoreType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    Py_INCREF(&HotType);
+    if (PyModule_AddObject(m, "Hot", (PyObject *)&HotType) < 0) {
+        Py_DECREF(&HotType);
         Py_DECREF(m);
         return NULL;
     }

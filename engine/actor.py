@@ -126,10 +126,24 @@ class _PyActorCore:
         self._schedule_in_slow(n_ticks)  # type: ignore[attr-defined]
 
 
+class _PyHot:
+    """What the compiled core reads of its kernel without a lookup: ``kernel._hot``.
+
+    The kernel keeps ``tick`` equal to its own; the Python core does not use it.
+    """
+
+    __slots__ = ("tick", "agenda", "post")
+
+    def __init__(self, agenda: Agenda, post: Callable[..., bool]) -> None:
+        self.tick, self.agenda, self.post = 0, agenda, post
+
+
 try:
     from ._actor import ActorCore as _Core
+    from ._actor import Hot as _Hot
 except ImportError:  # built without a C compiler: the same calls, slower
     _Core = _PyActorCore  # type: ignore[misc,assignment]
+    _Hot = _PyHot  # type: ignore[misc,assignment]
 
 
 class Actor(_Core):
