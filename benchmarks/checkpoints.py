@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import pickle
 import re
 import subprocess
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+_REPEATS = 3
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
@@ -56,14 +58,15 @@ def _format1(k, next_tick: int, folder: Path) -> int:
 
 
 def _write_once(kernel, folder: Path) -> dict:
-    """Stop the kernel after tick 1 with one checkpoint of it; its figures.
+    """Stop the kernel after tick 1 with checkpoints of it; their figures.
 
     The part is written as ``runtime.checkpoint`` writes it (the garbage
     collector off, ``_partfile.write``: encode, pickle, hash, write, fsync,
-    rename), then the same kernel as format 1 wrote it, for the ratio. A first
-    pass over every actor's dict comes before both, untimed: the first access
-    to an object's ``__dict__`` builds it, which the run's first checkpoint
-    pays whatever its format.
+    rename), then the same kernel as format 1 wrote it, for the ratio; each
+    ``_REPEATS`` times, alternately, and the shortest pause of each counts. A first
+    pass over every actor's dict comes before both, untimed: it is slower the
+    first time (CPython builds or first touches each dict), which a run's first
+    checkpoint pays whatever its format.
     """
     import gc
     from operator import attrgetter
@@ -76,13 +79,17 @@ def _write_once(kernel, folder: Path) -> dict:
     def at_end(k, next_tick: int) -> bool:
         list(map(attrgetter("__dict__"), (a for a in k._actors if a is not None)))
         gc.disable()
-        t0 = time.perf_counter()
-        _, size = _partfile.write(folder / "rank-0.part", _records(k, next_tick))
-        t1 = time.perf_counter()
-        old = _format1(k, next_tick, folder)
-        t2 = time.perf_counter()
+        best = {"total_s": math.inf, "format1_s": math.inf}
+        for _ in range(_REPEATS):  # alternately, the best of each: the machine may be busy
+            t0 = time.perf_counter()
+            _, size = _partfile.write(folder / "rank-0.part", _records(k, next_tick))
+            t1 = time.perf_counter()
+            old = _format1(k, next_tick, folder)
+            t2 = time.perf_counter()
+            best["total_s"] = min(best["total_s"], t1 - t0)
+            best["format1_s"] = min(best["format1_s"], t2 - t1)
         gc.enable()
-        found.update(bytes=size, total_s=t1 - t0, format1_bytes=old, format1_s=t2 - t1)
+        found.update(best, bytes=size, format1_bytes=old)
         return False
 
     kernel.at_tick_end = at_end

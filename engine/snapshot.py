@@ -21,21 +21,28 @@ the first actor and attribute that does not.
 
 from __future__ import annotations
 
+import itertools
 from array import array
 from collections.abc import Iterable, Iterator
-from operator import attrgetter, itemgetter
+from itertools import repeat
+from operator import attrgetter, is_not
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._columns import decode, encode
+from ._columns import decode, encode_states
+from .actor import Actor
 from .portable import unpicklable
 from .probes import ProbeDeclaration
 from .random import Random
 
 if TYPE_CHECKING:
-    from .actor import Actor
     from .kernel import Kernel
+
+try:  # the engine's slots of many actors at once, in C
+    from ._stream import fields as _fields
+except ImportError:  # built without a C compiler: the same arrays, slower
+    _fields = None
 
 FORMAT = 2  # of the snapshot's structure; runtime.checkpoint refuses another
 CHUNK = 1 << 16  # actors per chunk: the writer writes one while the next is encoded
@@ -43,6 +50,7 @@ CHUNK = 1 << 16  # actors per chunk: the writer writes one while the next is enc
 _RANDOM, _AAI, _NCREATED = attrgetter("_random"), attrgetter("_aai"), attrgetter("_ncreated")
 _KEY, _COUNT, _DICT = attrgetter("_key"), attrgetter("_count"), attrgetter("__dict__")
 _TERMINATING = attrgetter("_terminating")
+_SLOTS = tuple(Actor.__dict__[name] for name in ("_aai", "_random", "_ncreated", "_terminating"))
 
 
 def snapshot(kernel: Kernel, next_tick: int) -> dict[str, Any]:
@@ -103,50 +111,66 @@ def actor_chunks(kernel: Kernel, size: int = CHUNK) -> Iterator[dict[str, Any]]:
     as a list (``states``), pickled as it is.
     """
     _check_quiet(kernel)
-    live = [a for a in kernel._actors if a is not None]
-    classes = set(map(type, live))
-    if len(classes) == 1:
-        groups = [live]
+    everyone = kernel._actors
+    aais = np.flatnonzero(np.fromiter(map(is_not, everyone, repeat(None)), np.bool_))
+    live = [a for a in everyone if a is not None]
+    classes = list(map(type, live))
+    kinds = dict.fromkeys(classes)  # in order of first AAI
+    if len(kinds) == 1:
+        groups = [(live, aais)]
     else:
-        by_class: dict[type, list] = {}
-        for actor in live:
-            by_class.setdefault(type(actor), []).append(actor)
-        groups = list(by_class.values())
-    for actors in groups:
+        index = {cls: i for i, cls in enumerate(kinds)}
+        ids = np.fromiter(map(index.__getitem__, classes), np.int64, len(live))
+        order = np.argsort(ids, kind="stable")
+        bounds = np.searchsorted(ids[order], np.arange(len(index) + 1)).tolist()
+        groups = []
+        for start, end in itertools.pairwise(bounds):
+            rows = order[start:end]
+            groups.append((list(map(live.__getitem__, rows.tolist())), aais[rows]))
+    for actors, numbers in groups:
         for start in range(0, len(actors), size):
-            yield _chunk(actors[start : start + size])
+            yield _chunk(actors[start : start + size], numbers[start : start + size])
 
 
-def _chunk(actors: list) -> dict[str, Any]:
+def _chunk(actors: list, aais: np.ndarray) -> dict[str, Any]:
     n, cls = len(actors), type(actors[0])
+    plain = cls.__getstate__ is object.__getstate__
+    fields, states = _engine_fields(actors, aais, plain)
+    chunk: dict[str, Any] = {"n": n, **fields}
+    if states is None:
+        states = list(map(_DICT if plain else state_of, actors))
+    by_name = encode_states(states)
+    if by_name is None:  # not dicts with the same keys
+        chunk["states"] = states
+    else:
+        chunk["names"], chunk["columns"] = by_name
+    return chunk
+
+
+def _engine_fields(actors: list, aais: np.ndarray, dicts: bool) -> tuple[dict, list | None]:
+    """The engine's slots of ``actors`` as arrays (AAI, generator key and count, creations,
+    termination flag), and, if ``dicts`` and compiled, their ``__dict__``s."""
+    n = len(actors)
+    if _fields is not None:
+        out = {
+            "aai": np.empty(n, np.int64),
+            "key": np.empty(n, np.uint64),
+            "count": np.empty(n, np.uint64),
+            "ncreated": np.empty(n, np.int64),
+            "terminating": np.empty(n, np.bool_),
+        }
+        try:
+            return out, _fields(actors, _SLOTS, *out.values(), dicts)
+        except TypeError:  # a generator from the Python reference, say
+            pass
     randoms = list(map(_RANDOM, actors))
-    chunk: dict[str, Any] = {
-        "n": n,
-        "aai": np.fromiter(map(_AAI, actors), np.int64, n),
+    return {
+        "aai": aais.astype(np.int64),
         "key": np.fromiter(map(_KEY, randoms), np.uint64, n),
         "count": np.fromiter(map(_COUNT, randoms), np.uint64, n),
         "ncreated": np.fromiter(map(_NCREATED, actors), np.int64, n),
         "terminating": np.fromiter(map(_TERMINATING, actors), np.bool_, n),
-    }
-    del randoms
-    if cls.__getstate__ is object.__getstate__:
-        states = list(map(_DICT, actors))
-    else:
-        states = list(map(state_of, actors))
-    names = list(states[0]) if type(states[0]) is dict else None
-    if (
-        names is not None
-        and set(map(type, states)) == {dict}
-        and set(map(len, states)) == {len(names)}
-    ):
-        try:
-            chunk["columns"] = [encode(list(map(itemgetter(name), states))) for name in names]
-            chunk["names"] = names
-            return chunk
-        except KeyError:  # not the same attributes in every actor
-            pass
-    chunk["states"] = states
-    return chunk
+    }, None
 
 
 def state_of(actor: Actor) -> Any:

@@ -6,8 +6,10 @@ A checkpoint of tick t lives in ``RUN_DIR/checkpoints/tick-<t>/``: one
 ``manifest.json``, written by rank 0 once every part is on disk, with the
 SHA-256 and size of every part, the format version, the scenario file's
 SHA-256 and the settings ``pydiasca resume`` needs. Every file is written to a
-temporary name, synced and renamed, so a checkpoint without its manifest was
-never finished and does not exist for ``resume``. Before the parts, every rank
+temporary name, synced and renamed, and so is the folder: the parts go to
+``tick-<t>.partial/``, renamed ``tick-<t>/`` once the manifest is in it. A
+checkpoint without its manifest was never finished and does not exist for
+``resume``. Before the parts, every rank
 flushes its probes into its staging file, marks it and syncs it: the rows of
 ticks up to t are on disk, and the manifest counts them per probe.
 
@@ -42,6 +44,7 @@ from .storage import storage_message
 FORMAT = 2  # of the manifest and parts; another one is refused
 FOLDER = "checkpoints"
 MANIFEST = "manifest.json"
+PARTIAL = ".partial"  # the folder's suffix until its manifest is in: resume never sees it
 # The scenario's sections a resume takes from the manifest (the file's own values
 # with the run's overrides); deployment and placement come from the resume's flags.
 _SETTINGS = ("simulation", "results", "checkpoint")
@@ -127,7 +130,7 @@ class Checkpointer:
         kernel.probes.flush()
         self.sink.mark(tick + 1, kernel.probes.declarations)
         self.sink.sync()
-        folder, name = self.folder / f"tick-{tick}", f"rank-{c.rank}.part"
+        folder, name = self.folder / f"tick-{tick}{PARTIAL}", f"rank-{c.rank}.part"
         written = (name, "", 0, self.sink.error)
         if not self.sink.error:
             written = self._write(kernel, next_tick, folder, name)
@@ -191,9 +194,14 @@ class Checkpointer:
             "written_utc": datetime.now(UTC).isoformat(),
             **self.about,
         }
+        final = self.folder / f"tick-{tick}"
         try:
             write_atomic(folder / MANIFEST, json.dumps(manifest, indent=1, default=str).encode())
             _sync_folder(folder)
+            if final.exists():  # an unfinished one of an earlier try
+                shutil.rmtree(final)
+            folder.rename(final)
+            _sync_folder(self.folder)
         except OSError as exc:
             return storage_message(exc, folder / MANIFEST)
         prune(self.folder, self.policy.keep, tick)
@@ -275,7 +283,10 @@ def checkpoints(run_dir: Path) -> list[tuple[int, Path]]:
 
 
 def prune(root: Path, keep: int, newest: int) -> None:
-    """Keep the ``keep`` newest complete checkpoints; drop unfinished ones older than ``newest``."""
+    """Keep the ``keep`` newest complete checkpoints; drop unfinished ones older than ``newest``,
+    and the folders of parts that never got their manifest."""
+    for folder in root.glob(f"tick-*{PARTIAL}"):
+        shutil.rmtree(folder, ignore_errors=True)
     complete = 0
     for tick, folder in checkpoints(root.parent):
         if tick > newest:

@@ -174,3 +174,27 @@ def test_a_part_restores_every_actor_exactly(tmp_path):
     one = fresh._actors[2]
     assert one.left is one.right and type(one.pending) is dict
     assert callable(fresh._actors[46].hidden)
+
+
+@pytest.mark.parametrize("ragged", [False, True])
+def test_the_compiled_helpers_give_what_the_python_ones_give(monkeypatch, ragged):
+    from engine import _columns
+
+    k = Kernel(stop_tick=5, seed=3)
+    for i in range(20):
+        k.add_actors(_Ragged if ragged else _Mixed, 1, None, None, i=i)
+    chunks: list = []
+
+    def at_end(kernel: Kernel, next_tick: int) -> bool:
+        chunks.append(list(snap.actor_chunks(kernel)))
+        monkeypatch.setattr(snap, "_fields", None)
+        for name in ("_columns_c", "_flatten", "_numbers_c", "_same_item"):
+            monkeypatch.setattr(_columns, name, None)
+        chunks.append(list(snap.actor_chunks(kernel)))
+        return False
+
+    k.at_tick_end = at_end
+    k.run()
+    compiled, python = chunks
+    assert pickle.dumps(compiled) == pickle.dumps(python)
+    assert ("states" in compiled[0]) == ragged
