@@ -217,12 +217,15 @@ class Kernel:
         name: str | None = None,
         process_grid: Any = None,
         args: dict | None = None,
+        backend: str | None = None,
     ) -> Any:
         """Declare a dense population (an engine.DensePopulation subclass) before ``run``.
 
         Every rank declares the same populations in the same order; each holds its
         own block. A population updates at diasca 0 of every tick, before the
         actors, so it keeps the kernel ticking: the run needs a ``stop_tick``.
+        ``backend`` ("cpu", "threads" or "cuda") runs a cell kernel; None picks
+        the default (engine.dense.backends.default_backend).
         """
         from .dense import DensePopulation
 
@@ -235,7 +238,7 @@ class Kernel:
             raise ValueError(f"two populations are called {name!r}")
         pop = cls.__new__(cls)
         pop.__init__(**(args or {}))
-        pop._attach(self, len(self._populations), name, process_grid)
+        pop._attach(self, len(self._populations), name, process_grid, backend)
         self._populations.append(pop)
         return pop
 

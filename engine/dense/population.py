@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import SimulationError
-from . import rng
+from . import backends, rng
 from .aggregates import _Aggregates
 from .declaration import _Declaration
 from .halo import _Ghosts, _GridHalo
@@ -167,7 +167,12 @@ class DensePopulation:
 
     # --- joining a kernel ----------------------------------------------------
     def _attach(
-        self, kernel: Kernel, index: int, name: str, process_grid: Iterable[int] | None
+        self,
+        kernel: Kernel,
+        index: int,
+        name: str,
+        process_grid: Iterable[int] | None,
+        backend: str | None = None,
     ) -> None:
         """Check the declaration, lay the population out over the ranks, wire its units."""
         self._k = kernel
@@ -175,6 +180,7 @@ class DensePopulation:
         self._name = name
         self._key = rng.population_key(kernel.seed, index)
         self._decl = decl = _Declaration(self, type(self).edges is not DensePopulation.edges)
+        self._backend = _choose_backend(decl, backend)
         transport = kernel.transport
         self._layout = lay = _layout(decl, name, transport.size, transport.rank, process_grid)
         if decl.network:  # a collective: every rank fetches its ghosts' owners
@@ -185,6 +191,14 @@ class DensePopulation:
         self._local = Local(self)
         self._aggregates = _Aggregates(decl, lay, name, transport)
         self._strips = _Strips(decl, lay, self._aggregates)
+        if decl.cell:
+            self._cell_plan = backends.aggregation_plan(
+                decl.names, decl.dtypes, self._aggregates.cols
+            )
+            (ly, lx), (hy, hx), (by, bx) = lay.local_shape, lay.halo, lay.block
+            y0, _, x0, _ = lay.tile
+            self._cell_geo = np.array([y0, x0, ly, lx], np.int64)
+            self._cell_shape = (hy, hx, by, bx)
         self._posts = _Posts(decl, lay, name, kernel)
         self.params = self._posts.params  # from now on, the live arrays that posts change
         self.initialize(self._local)
@@ -253,7 +267,20 @@ class DensePopulation:
             geometry = self._strips.geometry()
             self._kernel(self._src, self._dst, tick, self._key, geometry, indptr, indices, *args)
             return None
+        if self._decl.cell:
+            loop = self._decl.kernel.loop(
+                self._backend, self._cell_plan, len(args), self._cell_shape
+            )
+            parts = self._aggregates.new_partials()
+            tk = np.uint64(rng.tick_key(self._key, tick))
+            loop(self._src, self._dst, np.int64(tick), tk, self._cell_geo, parts, args)
+            return parts
         return self._strips.run(self._cur, self._nxt, tick, self._key, args)
+
+    @property
+    def backend(self) -> str:
+        """The backend that runs this population's kernel: cpu, threads or cuda."""
+        return self._backend
 
     # --- for benchmarks and tests: the declaration as the kernel sees it -------------
     @property
@@ -270,6 +297,23 @@ class DensePopulation:
 
     def _geometry(self, start: int = 0) -> tuple:
         return self._strips.geometry(start)
+
+
+def _choose_backend(decl: _Declaration, backend: str | None) -> str:
+    """The backend asked for, or the default; only cell kernels run on threads or cuda."""
+    if backend is None:
+        return backends.default_backend(backends.ranks_per_node()) if decl.cell else "cpu"
+    backends.check_backend(backend)
+    if backend == "cuda":
+        problem = backends.cuda_problem()
+        if problem:
+            raise ValueError(problem)
+    if backend != "cpu" and not decl.cell:
+        raise ValueError(
+            f"population {decl.cls}: backend {backend!r} needs a cell kernel "
+            f"(engine.dense.backends.cell_kernel); this kernel runs on cpu only"
+        )
+    return backend
 
 
 def _layout(

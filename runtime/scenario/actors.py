@@ -24,6 +24,7 @@ from .values import (
     _expected,
     _hint,
     _id,
+    _one_of,
     _positive,
     _quote,
     _table,
@@ -34,7 +35,12 @@ from .values import (
 
 _ACTOR_KEYS = {"class": _text, "count": _whole(0), "args": _table, "id": _id, "hint": _hint}
 MAX_POPULATION_NAME = 100  # characters; probe names ("<name>.<field>.mean") hold 200
-_POPULATION_KEYS = {"class": _text, "name": _id, "args": _table}
+_POPULATION_KEYS = {
+    "class": _text,
+    "name": _id,
+    "args": _table,
+    "backend": _one_of(("cpu", "threads", "cuda")),
+}
 
 
 @dataclass
@@ -59,6 +65,7 @@ class PopulationEntry:
     class_ref: str
     name: str
     args: dict
+    backend: str | None = None  # cpu, threads or cuda; None: the default (docs/populations.md)
 
 
 # --- placement -----------------------------------------------------------------
@@ -277,7 +284,7 @@ def _populations(items: Any, folder: Path) -> list[PopulationEntry]:
                     where=f"{label} name",
                     fix="give each population its own name",
                 )
-        entries.append(PopulationEntry(cls, values["class"], name, args))
+        entries.append(PopulationEntry(cls, values["class"], name, args, values.get("backend")))
     return entries
 
 
