@@ -9,7 +9,14 @@ from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("engine._stream", ["engine/_stream.c"], optional=True),
+        # No fused multiply-add: the draws must round as Python's arithmetic does.
+        Extension(
+            "engine._stream",
+            ["engine/_stream.c"],
+            extra_compile_args=["-ffp-contract=off"],
+            libraries=["m"],
+            optional=True,
+        ),
         Extension("engine._mail", ["engine/_mail.c"], optional=True),
         Extension("engine._actor", ["engine/_actor.c"], optional=True),
     ]

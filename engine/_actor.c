@@ -156,16 +156,6 @@ static PyObject *unset(const char *name)
     return NULL;
 }
 
-static PyObject *Core_get_aai(Core *self, void *c)
-{
-    return self->aai ? Py_NewRef(self->aai) : unset("aai");
-}
-
-static PyObject *Core_get_random(Core *self, void *c)
-{
-    return self->random ? Py_NewRef(self->random) : unset("random");
-}
-
 static PyObject *Core_get_k(Core *self, void *c)
 {
     return self->k ? Py_NewRef(self->k) : unset("_k");
@@ -342,16 +332,18 @@ static PyMethodDef Core_methods[] = {
 
 static PyGetSetDef Core_getset[] = {
     {"_k", (getter)Core_get_k, (setter)Core_set_k, "the kernel", NULL},
-    {"aai", (getter)Core_get_aai, NULL,
-     "This actor's abstract identifier: stable whatever the placement.", NULL},
     {"tick", (getter)Core_get_tick, NULL, "The current tick.", NULL},
     {"diasca", (getter)Core_get_diasca, NULL, "The current diasca of the tick.", NULL},
-    {"random", (getter)Core_get_random, NULL,
-     "This actor's own generator, derived from (seed, AAI) alone.", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
+/* aai and random are read-only members, not getters: the interpreter reads members
+ * without a call (its attribute caches know them), which matters at every event. */
 static PyMemberDef Core_members[] = {
+    {"aai", T_OBJECT_EX, offsetof(Core, aai), READONLY,
+     "This actor's abstract identifier: stable whatever the placement."},
+    {"random", T_OBJECT_EX, offsetof(Core, random), READONLY,
+     "This actor's own generator, derived from (seed, AAI) alone."},
     {"_aai", T_OBJECT_EX, offsetof(Core, aai), 0, "the AAI"},
     {"_random", T_OBJECT_EX, offsetof(Core, random), 0, "the generator"},
     {"_ncreated", T_PYSSIZET, offsetof(Core, ncreated), 0, "creations asked so far"},

@@ -8,6 +8,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <structmember.h>
@@ -89,6 +90,46 @@ static PyObject *Stream_integers(Stream *self, PyObject *const *args, Py_ssize_t
     return PyObject_CallMethod((PyObject *)self, "_integers", "OO", args[0], args[1]);
 }
 
+static inline double unit(Stream *self)
+{
+    return (double)(next64(self) >> 11) * 0x1.0p-53;
+}
+
+/* exponential(mean) for a float mean: -mean * log(1 - u), the operations of the Python
+ * reference in its order (setup.py turns floating-point contraction off); others go to
+ * _exponential. C's log is the one math.log calls. */
+static PyObject *Stream_exponential(Stream *self, PyObject *mean)
+{
+    if (!PyFloat_CheckExact(mean))
+        return PyObject_CallMethod((PyObject *)self, "_exponential", "O", mean);
+    double m = -PyFloat_AS_DOUBLE(mean);
+    return PyFloat_FromDouble(m * log(1.0 - unit(self)));
+}
+
+static const double TWO_PI = 2.0 * 3.141592653589793;
+
+/* normal(mu=0.0, sigma=1.0) for float arguments given by position: Box-Muller as the
+ * Python reference writes it; anything else goes to _normal. */
+static PyObject *Stream_normal(Stream *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    if (kwnames == NULL && nargs <= 2 && (nargs < 1 || PyFloat_CheckExact(args[0]))
+        && (nargs < 2 || PyFloat_CheckExact(args[1]))) {
+        double mu = nargs >= 1 ? PyFloat_AS_DOUBLE(args[0]) : 0.0;
+        double sigma = nargs >= 2 ? PyFloat_AS_DOUBLE(args[1]) : 1.0;
+        double u1 = 1.0 - unit(self);
+        double u2 = unit(self);
+        double scale = sigma * sqrt(-2.0 * log(u1));
+        return PyFloat_FromDouble(mu + scale * cos(TWO_PI * u2));
+    }
+    PyObject *method = PyObject_GetAttrString((PyObject *)self, "_normal");
+    if (method == NULL)
+        return NULL;
+    PyObject *r = PyObject_Vectorcall(method, args, nargs, kwnames);
+    Py_DECREF(method);
+    return r;
+}
+
 static PyObject *Stream_get_key(Stream *self, void *closure)
 {
     return PyLong_FromUnsignedLongLong(self->key);
@@ -122,6 +163,10 @@ static PyMethodDef Stream_methods[] = {
     {"_next64", (PyCFunction)Stream_next64, METH_NOARGS, "The next 64 random bits."},
     {"integers", (PyCFunction)(void (*)(void))Stream_integers, METH_FASTCALL,
      "An integer uniform on [low, high), without modulo bias."},
+    {"exponential", (PyCFunction)Stream_exponential, METH_O,
+     "An exponential variate of the given mean (inverse transform)."},
+    {"normal", (PyCFunction)(void (*)(void))Stream_normal, METH_FASTCALL | METH_KEYWORDS,
+     "A normal variate (Box-Muller, two draws, nothing cached)."},
     {"__reduce__", (PyCFunction)Stream_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
