@@ -24,8 +24,8 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections.abc import Iterable, Iterator
-from itertools import repeat
-from operator import attrgetter, is_not
+from itertools import islice, repeat
+from operator import attrgetter, is_not, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -47,9 +47,9 @@ except ImportError:  # built without a C compiler: the same arrays, slower
 FORMAT = 2  # of the snapshot's structure; runtime.checkpoint refuses another
 CHUNK = 1 << 16  # actors per chunk: the writer writes one while the next is encoded
 
-_RANDOM, _AAI, _NCREATED = attrgetter("_random"), attrgetter("_aai"), attrgetter("_ncreated")
+_RANDOM, _NCREATED = attrgetter("_random"), attrgetter("_ncreated")
 _KEY, _COUNT, _DICT = attrgetter("_key"), attrgetter("_count"), attrgetter("__dict__")
-_TERMINATING = attrgetter("_terminating")
+_TERMINATING, _THIRD = attrgetter("_terminating"), itemgetter(2)
 _SLOTS = tuple(Actor.__dict__[name] for name in ("_aai", "_random", "_ncreated", "_terminating"))
 
 
@@ -64,7 +64,7 @@ def snapshot(kernel: Kernel, next_tick: int) -> dict[str, Any]:
     stats = k.stats
     part: dict[str, Any] = {
         "rank": k._rank,
-        "plans": [(tick, sorted(aais)) for tick, aais in k.agenda.items()],
+        "plans": [(tick, _sorted(aais)) for tick, aais in k.agenda.items()],
         "counts": (stats.messages, stats.spontaneous, stats.deleted),
         "declarations": {n: (d.unit, d.labels) for n, d in k.probes.declarations.items()},
         "populations": [_population_part(p) for p in k._populations],
@@ -75,8 +75,13 @@ def snapshot(kernel: Kernel, next_tick: int) -> dict[str, Any]:
     return part
 
 
+def _sorted(aais: set[int]) -> np.ndarray:
+    return np.sort(np.fromiter(aais, np.int64, len(aais)), kind="stable")  # radix: O(n)
+
+
 def _shared(k: Kernel, next_tick: int) -> dict[str, Any]:
-    names, stats = k._names, k.stats
+    names, stats, directory = k._names, k.stats, k._directory
+    n = len(directory) - 1
     return {
         "format": FORMAT,
         "tick": k.tick,
@@ -85,7 +90,7 @@ def _shared(k: Kernel, next_tick: int) -> dict[str, Any]:
         "seed": k.seed,
         "mode": k.mode,
         "classes": list(names._classes),
-        "class_ids": array("i", (entry[2] for entry in k._directory[1:])),
+        "class_ids": np.fromiter(map(_THIRD, islice(directory, 1, None)), np.int32, n),
         "idents": list(names._idents),
         "ended": dict(names._ended),
         "creators": names.creators,
@@ -248,7 +253,7 @@ def restore(kernel: Kernel, shared: dict[str, Any], parts: Iterable[dict[str, An
                 build(*record)
         mine = k._actors
         for tick, aais in part["plans"]:
-            here = [aai for aai in aais if mine[aai] is not None]
+            here = [aai for aai in aais.tolist() if mine[aai] is not None]
             if here:
                 k.agenda[tick].update(here)
         counts = [a + b for a, b in zip(counts, part["counts"], strict=True)]
@@ -291,7 +296,7 @@ def _restore_directory(k: Kernel, shared: dict[str, Any]) -> None:
     creators, place = shared["creators"], k.placement.place
     entries = [[names.entry(r, cls) for cls in classes] for r in range(k.transport.size)]
     directory = k._directory
-    for aai, cid in enumerate(shared["class_ids"], 1):
+    for aai, cid in enumerate(shared["class_ids"].tolist(), 1):
         cls = classes[cid]
         directory.append(entries[place(aai, cls, hints.get(aai), creators[aai])][cid])
     k._actors.extend([None] * (len(directory) - 1))
