@@ -35,6 +35,7 @@ from numba.core.registry import CPUDispatcher
 from . import rng
 
 BACKENDS = ("cpu", "threads", "cuda")
+_MIN_PARALLEL_CELLS = 1 << 16  # smaller tiles run on one thread under ``threads``
 
 
 class CellKernel:
@@ -214,6 +215,10 @@ def _dynamic(loop: Any) -> Any:
     """
 
     def run(*args: Any) -> None:
+        geo = args[4]
+        if geo[2] * geo[3] < _MIN_PARALLEL_CELLS:  # waking threads would cost more
+            _one_thread(loop)(*args)
+            return
         old = set_parallel_chunksize(1)
         try:
             loop(*args)

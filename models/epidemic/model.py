@@ -50,8 +50,8 @@ def seir_step(
     s = state[i, j]
     nxt = s
     if s == SUSCEPTIBLE:
-        k = (
-            (state[i - 1, j - 1] == INFECTED)
+        k = (  # int(): NumPy adds bools as bools (the CUDA simulator runs this in Python)
+            int(state[i - 1, j - 1] == INFECTED)
             + (state[i - 1, j] == INFECTED)
             + (state[i - 1, j + 1] == INFECTED)
             + (state[i, j - 1] == INFECTED)
