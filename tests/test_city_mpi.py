@@ -24,3 +24,9 @@ def test_city_digest_is_the_same_on_1_to_4_ranks_for_two_policies(tmp_path) -> N
     for policy in ("graph", "hint"):
         for ranks in (2, 3, 4):
             assert _digest(ranks, policy, tmp_path) == reference, (policy, ranks)
+
+
+def test_city_resumed_from_a_checkpoint_on_other_ranks_ends_with_the_same_digest(tmp_path) -> None:
+    from test_checkpoint import resumes_match
+
+    resumes_match(TINY, tmp_path, 1, 2, 300, "--stop-tick", "900", picks=[1])
