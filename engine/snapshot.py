@@ -24,7 +24,7 @@ from __future__ import annotations
 import itertools
 from array import array
 from collections.abc import Iterable, Iterator
-from itertools import islice, repeat
+from itertools import compress, islice, repeat
 from operator import attrgetter, is_not, itemgetter
 from typing import TYPE_CHECKING, Any
 
@@ -47,7 +47,7 @@ except ImportError:  # built without a C compiler: the same arrays, slower
 FORMAT = 2  # of the snapshot's structure; runtime.checkpoint refuses another
 CHUNK = 1 << 16  # actors per chunk: the writer writes one while the next is encoded
 
-_RANDOM, _NCREATED = attrgetter("_random"), attrgetter("_ncreated")
+_RANDOM, _AAI, _NCREATED = attrgetter("_random"), attrgetter("_aai"), attrgetter("_ncreated")
 _KEY, _COUNT, _DICT = attrgetter("_key"), attrgetter("_count"), attrgetter("__dict__")
 _TERMINATING, _THIRD = attrgetter("_terminating"), itemgetter(2)
 # The slots' descriptors, wherever in Actor's bases they are defined; with the compiled
@@ -119,27 +119,28 @@ def actor_chunks(kernel: Kernel, size: int = CHUNK) -> Iterator[dict[str, Any]]:
     """
     _check_quiet(kernel)
     everyone = kernel._actors
-    aais = np.flatnonzero(np.fromiter(map(is_not, everyone, repeat(None)), np.bool_))
-    live = [a for a in everyone if a is not None]
-    classes = list(map(type, live))
-    kinds = dict.fromkeys(classes)  # in order of first AAI
-    if len(kinds) == 1:
-        groups = [(live, aais)]
+    present = list(map(is_not, everyone, repeat(None)))
+    live = list(compress(everyone, present))
+    kinds = set(map(type, live))
+    if len(kinds) <= 1:
+        groups = [(live, None)]
     else:
-        index = {cls: i for i, cls in enumerate(kinds)}
-        ids = np.fromiter(map(index.__getitem__, classes), np.int64, len(live))
-        order = np.argsort(ids, kind="stable")
-        bounds = np.searchsorted(ids[order], np.arange(len(index) + 1)).tolist()
-        groups = []
-        for start, end in itertools.pairwise(bounds):
-            rows = order[start:end]
-            groups.append((list(map(live.__getitem__, rows.tolist())), aais[rows]))
+        aais = np.flatnonzero(present)
+        order = {cls: i for i, cls in enumerate(dict.fromkeys(map(type, live)))}  # first AAI
+        ids = np.fromiter(map(order.__getitem__, map(type, live)), np.int64, len(live))
+        rows = np.argsort(ids, kind="stable")
+        bounds = np.searchsorted(ids[rows], np.arange(len(order) + 1)).tolist()
+        groups = [
+            (list(map(live.__getitem__, rows[a:b].tolist())), aais[rows[a:b]])
+            for a, b in itertools.pairwise(bounds)
+        ]
     for actors, numbers in groups:
         for start in range(0, len(actors), size):
-            yield _chunk(actors[start : start + size], numbers[start : start + size])
+            part = None if numbers is None else numbers[start : start + size]
+            yield _chunk(actors[start : start + size], part)
 
 
-def _chunk(actors: list, aais: np.ndarray) -> dict[str, Any]:
+def _chunk(actors: list, aais: np.ndarray | None) -> dict[str, Any]:
     n, cls = len(actors), type(actors[0])
     plain = cls.__getstate__ is object.__getstate__
     fields, states = _engine_fields(actors, aais, plain)
@@ -154,9 +155,10 @@ def _chunk(actors: list, aais: np.ndarray) -> dict[str, Any]:
     return chunk
 
 
-def _engine_fields(actors: list, aais: np.ndarray, dicts: bool) -> tuple[dict, list | None]:
+def _engine_fields(actors: list, aais: Any, dicts: bool) -> tuple[dict, list | None]:
     """The engine's slots of ``actors`` as arrays (AAI, generator key and count, creations,
-    termination flag), and, if ``dicts`` and compiled, their ``__dict__``s."""
+    termination flag), and, if ``dicts`` and compiled, their ``__dict__``s. ``aais`` are
+    their AAIs if known (None: read them)."""
     n = len(actors)
     if _fields is not None:
         out = {
@@ -172,7 +174,9 @@ def _engine_fields(actors: list, aais: np.ndarray, dicts: bool) -> tuple[dict, l
             pass
     randoms = list(map(_RANDOM, actors))
     return {
-        "aai": aais.astype(np.int64),
+        "aai": np.fromiter(map(_AAI, actors), np.int64, n)
+        if aais is None
+        else aais.astype(np.int64),
         "key": np.fromiter(map(_KEY, randoms), np.uint64, n),
         "count": np.fromiter(map(_COUNT, randoms), np.uint64, n),
         "ncreated": np.fromiter(map(_NCREATED, actors), np.int64, n),
