@@ -70,7 +70,7 @@ def load_city(source: str) -> City:
         return generate_city(scale, int(seed))
     if not Path(source).is_file():
         raise CityMismatch(
-            f"city {source!r} is neither a city file nor 'scale:seed' (scales: {', '.join(SCALES)})"
+            f"city {source!r}: no such file, and not 'scale:seed' (scales: {', '.join(SCALES)})"
         )
     return read_city(source)
 

@@ -18,6 +18,7 @@ import math
 
 from engine import Actor
 
+from ._check import check_scenario
 from ._layout import CLASSES, ROAD, whoami
 from .scales import WEATHER_CELL_M
 from .waste import _Point, gauss_pos_int, to_ticks
@@ -36,6 +37,9 @@ class RoadJunction(_Point):
 
 class Road(Actor):
     """A one-way road from one point of interest to another."""
+
+    _code = ROAD
+    check_scenario = staticmethod(check_scenario)  # the runtime checks the entries first
 
     def __init__(
         self, city: str = "tiny:1", districts: int = 1, first: int = 1, weather: str = "weather"

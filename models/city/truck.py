@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from engine import Actor
 
+from ._check import check_scenario
 from ._layout import TRUCK, is_kind, layout, nearest, whoami
 from .scales import INCINERATOR, INDUSTRIAL, LANDFILL, RESIDENTIAL
 from .waste import ASH, to_ticks
@@ -37,6 +38,9 @@ LOAD, UNLOAD = 0, 1
 
 class WasteTruck(Actor):
     """A truck moving waste from sources to incinerators and landfills."""
+
+    _code = TRUCK
+    check_scenario = staticmethod(check_scenario)  # the runtime checks the entries first
 
     def __init__(self, city: str = "tiny:1", districts: int = 1, first: int = 1) -> None:
         lay, t = whoami(city, districts, self.aai - first, TRUCK)

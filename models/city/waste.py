@@ -21,6 +21,7 @@ import math
 
 from engine import Actor
 
+from ._check import check_scenario
 from ._layout import CLASSES, whoami
 
 WASTE_TYPES = ("household", "industrial", "bottom_ash")
@@ -61,6 +62,7 @@ class _Point(Actor):
     """A point of interest: its index in the city, its position and kind."""
 
     _code = -1
+    check_scenario = staticmethod(check_scenario)  # the runtime checks the entries first
 
     def __init__(self, city: str = "tiny:1", districts: int = 1, first: int = 1) -> None:
         lay, index = whoami(city, districts, self.aai - first, self._code)

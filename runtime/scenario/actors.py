@@ -156,7 +156,23 @@ def _actors(items: Any, folder: Path, allow_none: bool = False) -> list[ActorEnt
         entry.args = _resolve(entry.args, ids, f"{label} args", refs)
         entry.refs = sorted(refs)
         _check_types(entry.cls, Actor, entry.args, label)  # "@id" references are AAIs now
+    _model_checks(entries)
     return entries
+
+
+def _model_checks(entries: list[ActorEntry]) -> None:
+    """Run each class's ``check_scenario(entries)``, if it has one, once per distinct check.
+
+    A model whose entries must agree with data of its own (a generated city)
+    says so before the run starts: a ``ValueError`` it raises becomes the
+    scenario's one-line error.
+    """
+    checks = [getattr(entry.cls, "check_scenario", None) for entry in entries]
+    for check in dict.fromkeys(c for c in checks if callable(c)):
+        try:
+            check(entries)
+        except ValueError as error:
+            raise ScenarioError(" ".join(str(error).splitlines()), where="[[actors]]") from None
 
 
 def _instance(name: str, ids: dict[str, ActorEntry]) -> tuple[ActorEntry, int] | None:
