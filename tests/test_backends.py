@@ -259,3 +259,25 @@ def test_a_real_gpu_gives_the_cpu_digest(tmp_path, scenario, expected):
     path = ROOT / "scenarios" / f"{scenario}.toml"
     got = digest(path, tmp_path / "gpu", 1, "--backend", "cuda", simulate=False)
     assert got.startswith(expected)
+
+
+@pytest.mark.parametrize("model", ["heat", "epidemic"])
+def test_threads_on_every_block_row_give_the_cpu_partials(monkeypatch, model):
+    """Tiny tiles normally run on one thread; here every block row is a parallel task."""
+    from engine.dense import backends
+    from models.epidemic import EpidemicGrid
+
+    monkeypatch.setattr(backends, "_MIN_PARALLEL_CELLS", 0)
+    cls = HeatPlate if model == "heat" else EpidemicGrid
+    args = {"rows": 40, "columns": 36, "regions": [2, 2]}
+    seen = {}
+    for backend in ("cpu", "threads"):
+        k = Kernel(stop_tick=6, seed=5, probes=ProbeStore(MemorySink()))
+        pop = k.add_population(cls, "p", None, args, backend=backend)
+        if model == "heat":
+            pop.local.T[...] = np.arange(pop.local.T.size).reshape(pop.local.T.shape) % 17
+        k.run()
+        total, byreg, _ = pop._aggregates.pending
+        fields = b"".join(v.tobytes() for v in pop.local.fields.values())
+        seen[backend] = (total.tobytes(), byreg.tobytes(), fields)
+    assert seen["cpu"] == seen["threads"]
