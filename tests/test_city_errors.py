@@ -112,3 +112,12 @@ def test_on_two_ranks_the_line_is_said_once(cities) -> None:
     line = _one_line(stderr)
     assert rc == 2 and "72 Road" in line
     assert not out.exists()
+
+
+def test_a_district_grid_out_of_range_is_refused_at_once(cities) -> None:
+    rc, stderr, _ = _run(
+        cities, "a.h5", edit=lambda t: t.replace("districts = 2", "districts = 1000000000")
+    )
+    line = _one_line(stderr)
+    assert rc == 2
+    assert "districts = 1000000000: expected districts per side from 1 to 64" in line

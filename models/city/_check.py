@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ._layout import CLASSES, CityMismatch, layout
+from ._layout import CLASSES, MAX_DISTRICTS, CityMismatch, layout
 from ._places import GenerationError
 from .cityfile import CityFileError
 from .scales import SCALES
@@ -48,6 +48,11 @@ def check_scenario(entries: Sequence[Any]) -> None:
 
 
 def _check_city(source: str, districts: int, first: int, entries: list[Any]) -> None:
+    if not 1 <= districts <= MAX_DISTRICTS:
+        raise ValueError(
+            f"districts = {districts}: expected districts per side from 1 to {MAX_DISTRICTS}; "
+            f"write the scenario again with python -m models.city.scenario (2 at tiny, 4 above)"
+        )
     try:
         lay = layout(source, districts)
     except (CityFileError, CityMismatch, GenerationError) as exc:

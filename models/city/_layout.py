@@ -37,6 +37,7 @@ CLASSES = (
     "WasteTruck",
 )
 ROAD, TRUCK = 5, 6
+MAX_DISTRICTS = 64  # per side: 4,096 districts
 
 
 class CityMismatch(ValueError):
@@ -92,8 +93,8 @@ def district_of(city: City, xy: np.ndarray, districts: int) -> np.ndarray:
 
 
 def _build(city: City, districts: int) -> _Layout:
-    if districts < 1:
-        raise CityMismatch(f"districts must be >= 1; got {districts}")
+    if not 1 <= districts <= MAX_DISTRICTS:  # the layout loops over districts x districts
+        raise CityMismatch(f"districts must be from 1 to {MAX_DISTRICTS}; got {districts}")
     n = len(city.xy)
     point_d = district_of(city, city.xy, districts)
     road_d = point_d[city.road_source]
