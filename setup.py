@@ -1,15 +1,23 @@
-"""Build the optional C cores of the engine: the actors' random streams and the mail.
+"""Build the optional C cores of the engine: the actors' random streams, the mail, the actor.
 
 Everything else is in pyproject.toml. Without a C compiler the build goes on,
-and engine.random and engine.mail fall back to their Python references, which
-behave the same (the tests compare them).
+and engine.random, engine.mail and engine.actor fall back to their Python
+references, which behave the same (the tests compare them).
 """
 
 from setuptools import Extension, setup
 
 setup(
     ext_modules=[
-        Extension("engine._stream", ["engine/_stream.c"], optional=True),
+        # No fused multiply-add: the draws must round as Python's arithmetic does.
+        Extension(
+            "engine._stream",
+            ["engine/_stream.c"],
+            extra_compile_args=["-ffp-contract=off"],
+            libraries=["m"],
+            optional=True,
+        ),
         Extension("engine._mail", ["engine/_mail.c"], optional=True),
+        Extension("engine._actor", ["engine/_actor.c"], optional=True),
     ]
 )

@@ -1,21 +1,30 @@
-"""Dense populations at 10^7 cells: the engine's Numba kernels against plain NumPy.
+"""Dense populations at 10^7 cells: every backend (cpu, threads, cuda) against plain NumPy.
 
     python benchmarks/dense.py                    # heat and epidemic, 10^7 cells, 1 and 2 ranks
     python benchmarks/dense.py --ticks 40         # more measured ticks (default 20)
     python benchmarks/dense.py --no-mpi           # skip the 2-rank runs
+    python benchmarks/dense.py --backends cpu threads   # only these (default: cpu, threads,
+                                                  # and cuda where a GPU is present)
     python benchmarks/dense.py --quick            # 10^5 cells, a few seconds (the smoke test)
     python benchmarks/dense.py --json out.json    # also write every figure as JSON
 
-For each model the population of ``scenarios/<model>.toml`` (with its actors)
-runs on an ``engine.Kernel`` for ``--warmup`` + ``--ticks`` ticks; the figures
-are over the measured ticks, from the kernel's own per-tick trace, so a tick
-includes everything the engine does: posts, halo exchange, the update kernel,
-aggregates of every field over every region, probe recording. Also measured,
-in the same worker process:
+For each model and backend the population of ``scenarios/<model>.toml`` (with
+its actors) runs on an ``engine.Kernel`` for ``--warmup`` + ``--ticks`` ticks,
+in a process of its own; the figures are over the measured ticks, from the
+kernel's own per-tick trace, so a tick includes everything the engine does:
+posts, halo exchange, the update kernel, aggregates of every field over every
+region, probe recording. Also measured, in the same worker process:
 
-- the update kernel alone over the whole local block (no aggregates);
-- the same model in plain vectorised NumPy (same initial state, same ticks,
-  the same aggregates every tick; NumPy's own generator for the epidemic draws).
+- the update kernel alone over the whole local block (no aggregates), so
+  "tick/kernel" shows what the rest of the tick costs;
+- the worker's peak memory (resident set);
+- (cpu only) the same model in plain vectorised NumPy (same initial state,
+  same ticks, the same aggregates every tick; NumPy's own generator for the
+  epidemic draws); (cuda only) a device-to-device copy, the GPU's bandwidth.
+
+``threads`` uses NUMBA_NUM_THREADS threads (all cores by default). The threads/cpu
+ratio is taken in the same run, so machine load shifts both; on a shared
+machine it is noisy: repeat it.
 
 Bandwidth: the main process times a NumPy copy (16 B per element) and a STREAM
 triad ``a = b + s * c`` (24 B per element) on 10^7 doubles; the larger is the
@@ -46,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 MODELS = {"heat": 16, "epidemic": 2}  # model -> bytes per cell update (read + write)
+BACKENDS = ("cpu", "threads", "cuda")
 
 
 # --- the machine -----------------------------------------------------------------------
@@ -136,7 +146,10 @@ def grid_for(cells: int) -> tuple[int, int]:
 
 
 def worker(args: argparse.Namespace) -> None:
+    import resource
+
     from engine import Kernel, MemorySink, ProbeStore
+    from engine.dense import rng
     from runtime.launch import world
     from runtime.placement import make_placement
     from runtime.runner import make_transport
@@ -163,37 +176,83 @@ def worker(args: argparse.Namespace) -> None:
             kw["row"], kw["column"] = int(kw["row"] * scale[0]), int(kw["column"] * scale[1])
             kw["size"] = max(1, int(kw.get("size", 1) * min(scale)))
         kernel.add_actors(a.cls, a.count, a.hint, **kw)
-    pop = kernel.add_population(entry.cls, entry.name, None, entry.args)
+    backend = args.backend
+    pop = kernel.add_population(entry.cls, entry.name, None, entry.args, backend=backend)
     initial = {n: getattr(pop.local, n).copy() for n in pop._names}
     stats = kernel.run()
     if stats.status != "completed":
         raise SystemExit(f"the {args.worker} run {stats.status}: {stats.failures}")
     trace = kernel.trace.columns()
     measured = trace["wall_s"][trace["tick"] >= args.warmup]
-    tick_s = float(measured.mean())
+    tick_s = float(np.median(measured))
     tick_max = float(w.allreduce(np.array([tick_s]), "max")[0])
-    out = {"model": args.worker, "cells": rows * columns, "ranks": w.size, "tick_s": tick_max}
+    out = {
+        "model": args.worker,
+        "backend": backend,
+        "cells": rows * columns,
+        "ranks": w.size,
+        "tick_s": tick_max,
+    }
     if w.size == 1:
-        kargs = pop.kernel_args()
-        times = []
-        for tick in range(5):
-            t0 = time.perf_counter()
-            pop._kernel(pop._src, pop._dst, tick, pop._key, pop._geometry(), *kargs)
-            times.append(time.perf_counter() - t0)
-        out["kernel_s"] = float(np.mean(times[1:]))
-        del kernel
-        if args.worker == "heat":
-            wall = pop.fill["T"]
-            out["numpy_s"] = numpy_heat(initial["T"], pop.alpha, wall, args.ticks, args.warmup)
-        else:
-            out["numpy_s"] = numpy_epidemic(initial["state"], pop, args.ticks, args.warmup)
+        out["kernel_s"] = kernel_only(pop, backend, rng)
+        if backend == "cuda":
+            out["device_copy_gbs"] = device_copy_gbs()
+        out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        if backend == "cpu":
+            del kernel
+            if args.worker == "heat":
+                wall = pop.fill["T"]
+                out["numpy_s"] = numpy_heat(initial["T"], pop.alpha, wall, args.ticks, args.warmup)
+            else:
+                out["numpy_s"] = numpy_epidemic(initial["state"], pop, args.ticks, args.warmup)
     if w.rank == 0:
         print(json.dumps(out), flush=True)
 
 
-def measure(model: str, ranks: int, args: argparse.Namespace) -> dict:
+def kernel_only(pop, backend: str, rng) -> float:
+    """Median seconds of the update kernel alone over the block (no aggregates, no halos)."""
+    kargs = pop.kernel_args()
+    times = []
+    if backend == "cuda":
+        from numba import cuda
+
+        for tick in range(6):
+            tk = np.uint64(rng.tick_key(pop.key, tick))
+            t0 = time.perf_counter()
+            pop._device.update(pop._kernel, tick, tk, kargs, pop._cell_shape)
+            cuda.synchronize()
+            times.append(time.perf_counter() - t0)
+        return float(np.median(times[1:]))
+    loop = pop._kernel.loop(backend, (), len(kargs), pop._cell_shape)
+    none = np.empty((0, 0))
+    for tick in range(6):
+        tk = np.uint64(rng.tick_key(pop.key, tick))
+        t0 = time.perf_counter()
+        loop(pop._src, pop._dst, np.int64(tick), tk, pop._cell_geo, none, kargs)
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times[1:]))
+
+
+def device_copy_gbs(n: int = 10**8) -> float:
+    """The GPU's bandwidth: a device-to-device copy of n doubles (read + write)."""
+    from numba import cuda
+
+    a = cuda.to_device(np.ones(n))
+    b = cuda.device_array(n)
+    best = math.inf
+    for _ in range(5):
+        cuda.synchronize()
+        t0 = time.perf_counter()
+        b.copy_to_device(a)
+        cuda.synchronize()
+        best = min(best, time.perf_counter() - t0)
+    return 16 * n / best / 1e9
+
+
+def measure(model: str, ranks: int, backend: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", model]
     cmd += ["--cells", str(args.cells), "--ticks", str(args.ticks), "--warmup", str(args.warmup)]
+    cmd += ["--backend", backend]
     if ranks > 1:
         from runtime.launch import find_mpiexec
 
@@ -209,6 +268,13 @@ def measure(model: str, ranks: int, args: argparse.Namespace) -> dict:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def has_gpu() -> bool:
+    code = "from numba import cuda; print(cuda.is_available())"
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_ENABLE_CUDASIM"}
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    return proc.stdout.strip() == "True"
+
+
 # --- the report ---------------------------------------------------------------------------
 
 
@@ -218,9 +284,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ticks", type=int, default=20, help="measured ticks (20)")
     parser.add_argument("--warmup", type=int, default=3, help="ticks before measuring (3)")
     parser.add_argument("--no-mpi", action="store_true", help="skip the 2-rank runs")
+    parser.add_argument("--backends", nargs="+", choices=BACKENDS, help="backends to measure")
     parser.add_argument("--quick", action="store_true", help="10^5 cells, 5 ticks")
     parser.add_argument("--json", metavar="FILE", help="write the figures as JSON")
     parser.add_argument("--worker", choices=MODELS, help=argparse.SUPPRESS)
+    parser.add_argument("--backend", choices=BACKENDS, default="cpu", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.cells, args.ticks, args.warmup = 1e5, 5, 2
@@ -228,6 +296,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         worker(args)
         return 0
+    backends = args.backends or ["cpu", "threads", *(["cuda"] if has_gpu() else [])]
+    if "cpu" not in backends:
+        backends = ["cpu", *backends]  # the reference of every ratio
 
     bw = bandwidth(max(args.cells, 10**7))
     measured_bw = max(bw["copy_gbs"], bw["triad_gbs"])
@@ -235,61 +306,107 @@ def main(argv: list[str] | None = None) -> int:
         f"Machine: {os.cpu_count()} cores; NumPy copy {bw['copy_gbs']:.1f} GB/s, "
         f"triad {bw['triad_gbs']:.1f} GB/s on one core: measured bandwidth {measured_bw:.1f} GB/s"
     )
-    print(f"{args.cells:,} cells per model, {args.ticks} ticks measured after {args.warmup}\n")
+    threads = os.environ.get("NUMBA_NUM_THREADS", str(os.cpu_count()))
+    print(
+        f"{args.cells:,} cells per model, {args.ticks} ticks measured after {args.warmup}; "
+        f"backends {', '.join(backends)} (threads: {threads})\n"
+    )
     rows = []
     for model, per_cell in MODELS.items():
-        one = measure(model, 1, args)
-        two = None if args.no_mpi else measure(model, 2, args)
+        runs = {b: measure(model, 1, b, args) for b in backends}
+        two = None if args.no_mpi else measure(model, 2, "cpu", args)
+        one = runs["cpu"]
         cells = one["cells"]
-        rate = cells / one["tick_s"]
         row = {
             "model": model,
             "cells": cells,
             "tick_ms": one["tick_s"] * 1e3,
-            "updates_per_s": rate,
-            "bandwidth_gbs": per_cell * rate / 1e9,
-            "fraction": per_cell * rate / 1e9 / measured_bw,
-            "kernel_ms": one["kernel_s"] * 1e3,
-            "kernel_updates_per_s": cells / one["kernel_s"],
-            "kernel_fraction": per_cell * cells / one["kernel_s"] / 1e9 / measured_bw,
+            "updates_per_s": cells / one["tick_s"],
+            "bandwidth_gbs": per_cell * cells / one["tick_s"] / 1e9,
+            "fraction": per_cell * cells / one["tick_s"] / 1e9 / measured_bw,
             "numpy_ms": one["numpy_s"] * 1e3,
             "speedup": one["numpy_s"] / one["tick_s"],
+            "backends": {},
         }
+        for b, r in runs.items():
+            row["backends"][b] = {
+                "tick_ms": r["tick_s"] * 1e3,
+                "updates_per_s": cells / r["tick_s"],
+                "kernel_ms": r["kernel_s"] * 1e3,
+                "kernel_updates_per_s": cells / r["kernel_s"],
+                "tick_over_kernel": r["kernel_s"] / r["tick_s"],
+                "vs_cpu_tick": one["tick_s"] / r["tick_s"],
+                "vs_cpu_kernel": one["kernel_s"] / r["kernel_s"],
+                "peak_mb": r["peak_mb"],
+                **({"device_copy_gbs": r["device_copy_gbs"]} if "device_copy_gbs" in r else {}),
+            }
         if two is not None:
             row["tick_ms_2_ranks"] = two["tick_s"] * 1e3
             row["speedup_2_ranks"] = one["tick_s"] / two["tick_s"]
         rows.append(row)
 
     head = (
-        f"{'model':<9}{'ms/tick':>9}{'updates/s':>11}{'GB/s':>7}{'of bw':>7}"
-        f"{'kernel ms':>11}{'kernel bw':>11}{'numpy ms':>10}{'vs numpy':>10}"
-        f"{'2-rank ms':>11}{'2-rank x':>10}"
+        f"{'model':<9}{'backend':<9}{'ms/tick':>9}{'updates/s':>11}{'kernel ms':>11}"
+        f"{'kernel/s':>10}{'tick/kernel':>12}{'vs cpu':>8}{'peak MB':>9}"
     )
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        for b, f in r["backends"].items():
+            print(
+                f"{r['model']:<9}{b:<9}{f['tick_ms']:>9.1f}{f['updates_per_s']:>11.2e}"
+                f"{f['kernel_ms']:>11.1f}{f['kernel_updates_per_s']:>10.2e}"
+                f"{f['tick_over_kernel']:>12.0%}{f['vs_cpu_tick']:>7.2f}x{f['peak_mb']:>9.0f}"
+            )
+    print()
+    head = f"{'model':<9}{'GB/s':>7}{'of bw':>7}{'numpy ms':>10}{'vs numpy':>10}"
+    head += f"{'2-rank ms':>11}{'2-rank x':>10}"
     print(head)
     print("-" * len(head))
     for r in rows:
         two_ms = f"{r['tick_ms_2_ranks']:>11.1f}" if "tick_ms_2_ranks" in r else f"{'-':>11}"
         two_x = f"{r['speedup_2_ranks']:>9.2f}x" if "speedup_2_ranks" in r else f"{'-':>10}"
         print(
-            f"{r['model']:<9}{r['tick_ms']:>9.1f}{r['updates_per_s']:>11.2e}"
-            f"{r['bandwidth_gbs']:>7.1f}{r['fraction']:>7.0%}{r['kernel_ms']:>11.1f}"
-            f"{r['kernel_fraction']:>11.0%}{r['numpy_ms']:>10.1f}{r['speedup']:>9.1f}x"
-            f"{two_ms}{two_x}"
+            f"{r['model']:<9}{r['bandwidth_gbs']:>7.1f}{r['fraction']:>7.0%}"
+            f"{r['numpy_ms']:>10.1f}{r['speedup']:>9.1f}x{two_ms}{two_x}"
         )
     heat, epi = rows[0], rows[1]
     checks = [
-        ("heat reaches >= 50% of the measured bandwidth (whole tick)", heat["fraction"] >= 0.5),
-        ("epidemic >= 1e8 cell-updates/s per core", epi["updates_per_s"] >= 1e8),
+        (
+            "heat reaches >= 50% of the measured bandwidth (whole tick, cpu)",
+            heat["fraction"] >= 0.5,
+        ),
+        ("epidemic >= 1e8 cell-updates/s per core (cpu)", epi["updates_per_s"] >= 1e8),
         ("heat >= 3x its NumPy version", heat["speedup"] >= 3),
         ("epidemic >= 3x its NumPy version", epi["speedup"] >= 3),
     ]
-    print("\nTargets (whole engine tick, one core):")
+    if "threads" in backends:
+        for r in rows:
+            x = r["backends"]["threads"]["vs_cpu_tick"]
+            checks.append((f"{r['model']}: threads >= 1.7x cpu (whole tick; {x:.2f}x)", x >= 1.7))
+    if "cuda" in backends:
+        e, h = epi["backends"]["cuda"], heat["backends"]["cuda"]
+        dev_bw = h["device_copy_gbs"]
+        heat_bw = 16 * h["kernel_updates_per_s"] / 1e9
+        checks += [
+            ("epidemic cuda update >= 5e10 cell-updates/s", e["kernel_updates_per_s"] >= 5e10),
+            (
+                f"heat cuda update >= 60% of the device copy ({dev_bw:.0f} GB/s)",
+                heat_bw >= 0.6 * dev_bw,
+            ),
+            (
+                "cuda whole tick >= 50% of the kernel-only rate (heat and epidemic)",
+                min(h["tick_over_kernel"], e["tick_over_kernel"]) >= 0.5,
+            ),
+        ]
+    print("\nTargets:")
     for text, ok in checks:
         print(f"  {'met    ' if ok else 'MISSED '} {text}")
     print(
-        "\nms/tick: a whole engine tick (posts, halos, kernel, aggregates, probes); "
-        "kernel: the update kernel alone;\nGB/s: 16 B (heat) or 2 B (epidemic) per cell "
-        "update; 2-rank x: 1-rank ms/tick over 2-rank ms/tick."
+        "\nms/tick: a whole engine tick (posts, halos, kernel, aggregates, probes); kernel: the "
+        "update alone;\ntick/kernel: kernel time over tick time; vs cpu: cpu ms/tick over this "
+        "backend's; GB/s: 16 B (heat)\nor 2 B (epidemic) per cpu cell update; 2-rank x: 1-rank "
+        "over 2-rank ms/tick (cpu backend)."
     )
     if args.json:
         Path(args.json).write_text(json.dumps({"bandwidth": bw, "rows": rows}, indent=2))

@@ -1,4 +1,4 @@
-/* The compiled mail of engine.mail: post() and accept() without a Python frame each.
+/* The compiled mail of engine.mail: post(), accept() and deliver() without a Python frame each.
  *
  * engine/mail.py holds the reference (_PyMail), which this type follows step for
  * step: the same checks, in the same order, the same inbox and outbox shapes. It
@@ -307,8 +307,174 @@ static PyTypeObject MailType = {
     .tp_members = Mail_members,
 };
 
+/* Call fn(actor, sender, *margs) without building a tuple for up to 6 arguments. */
+static PyObject *call_handler(PyObject *fn, PyObject *actor, PyObject *sender, PyObject *margs)
+{
+    Py_ssize_t n = PyTuple_GET_SIZE(margs);
+    if (n <= 6) {
+        PyObject *stack[8];
+        stack[0] = actor;
+        stack[1] = sender;
+        for (Py_ssize_t i = 0; i < n; i++)
+            stack[2 + i] = PyTuple_GET_ITEM(margs, i);
+        return PyObject_Vectorcall(fn, stack, 2 + n, NULL);
+    }
+    PyObject *all = PyTuple_New(2 + n);
+    if (all == NULL)
+        return NULL;
+    PyTuple_SET_ITEM(all, 0, Py_NewRef(actor));
+    PyTuple_SET_ITEM(all, 1, Py_NewRef(sender));
+    for (Py_ssize_t i = 0; i < n; i++)
+        PyTuple_SET_ITEM(all, 2 + i, Py_NewRef(PyTuple_GET_ITEM(margs, i)));
+    PyObject *result = PyObject_Call(fn, all, NULL);
+    Py_DECREF(all);
+    return result;
+}
+
+/* Deliver the messages of one target: a single entry (a tuple) or a list of them. */
+static int deliver_one(PyObject *target, PyObject *msgs, PyObject *actors, PyObject *sort_kw,
+                       int ergodic, PyObject *where)
+{
+    Py_ssize_t t = PyLong_AsSsize_t(target);
+    if (t == -1 && PyErr_Occurred())
+        return -1;
+    if (t < 0 || t >= PyList_GET_SIZE(actors)) {
+        PyErr_Format(PyExc_IndexError, "no local actor %zd", t);
+        PyList_SetItem(where, 0, Py_NewRef(target));
+        return -1;
+    }
+    PyObject *actor = PyList_GET_ITEM(actors, t); /* never an ended actor: sends are refused */
+    Py_INCREF(actor);
+    int status = -1;
+    PyObject *one = NULL;
+    if (PyTuple_CheckExact(msgs)) { /* the common case: one message */
+        one = PyTuple_Pack(1, msgs);
+        if (one == NULL)
+            goto done;
+        msgs = one;
+    } else if (sort_kw != Py_None) { /* by sender, stably: each sender's messages in send order */
+        PyObject *sort = PyObject_GetAttrString(msgs, "sort");
+        if (sort == NULL)
+            goto done;
+        PyObject *empty = PyTuple_New(0);
+        PyObject *r = empty == NULL ? NULL : PyObject_Call(sort, empty, sort_kw);
+        Py_XDECREF(empty);
+        Py_DECREF(sort);
+        if (r == NULL)
+            goto done;
+        Py_DECREF(r);
+        if (ergodic) {
+            PyObject *rng = PyObject_GetAttrString(actor, "random");
+            if (rng == NULL)
+                goto done;
+            r = PyObject_CallMethod(rng, "shuffle", "O", msgs);
+            Py_DECREF(rng);
+            if (r == NULL)
+                goto done;
+            Py_DECREF(r);
+        }
+    }
+    PyObject *seq = PySequence_Fast(msgs, "messages must be a sequence");
+    if (seq == NULL)
+        goto done;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *entry = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyTuple_CheckExact(entry) || PyTuple_GET_SIZE(entry) != 3
+            || !PyTuple_CheckExact(PyTuple_GET_ITEM(entry, 2))) {
+            PyErr_SetString(PyExc_TypeError, "an inbox entry is (sender, handler, args)");
+            Py_DECREF(seq);
+            goto done;
+        }
+        PyObject *fn = PyTuple_GET_ITEM(entry, 1);
+        PyObject *r = call_handler(fn, actor, PyTuple_GET_ITEM(entry, 0), PyTuple_GET_ITEM(entry, 2));
+        if (r == NULL) {
+            PyList_SetItem(where, 1, Py_NewRef(fn));
+            Py_DECREF(seq);
+            goto done;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(seq);
+    status = 0;
+done:
+    if (status < 0) /* where the failure happened, for the kernel's report */
+        PyList_SetItem(where, 0, Py_NewRef(target));
+    Py_XDECREF(one);
+    Py_DECREF(actor);
+    return status;
+}
+
+/* deliver(items, actors, sort_key, ergodic, where): see engine.mail._py_deliver. */
+static PyObject *mail_deliver(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError, "deliver() takes 5 arguments (%zd given)", nargs);
+    PyObject *items = args[0], *actors = args[1], *key = args[2], *where = args[4];
+    int ergodic = PyObject_IsTrue(args[3]);
+    if (ergodic < 0)
+        return NULL;
+    if (!PyList_CheckExact(actors) || !PyList_CheckExact(where) || PyList_GET_SIZE(where) != 2) {
+        PyErr_SetString(PyExc_TypeError, "deliver() needs the actors and a 2-item list");
+        return NULL;
+    }
+    PyObject *sort_kw = Py_None;
+    if (key != Py_None) {
+        sort_kw = PyDict_New();
+        if (sort_kw == NULL || PyDict_SetItemString(sort_kw, "key", key) < 0) {
+            Py_XDECREF(sort_kw);
+            return NULL;
+        }
+    } else {
+        Py_INCREF(sort_kw);
+    }
+    int status = 0;
+    Py_INCREF(items);
+    if (PyDict_CheckExact(items)) {
+        Py_ssize_t pos = 0;
+        PyObject *target, *msgs;
+        while (PyDict_Next(items, &pos, &target, &msgs)) {
+            Py_INCREF(target);
+            Py_INCREF(msgs);
+            status = deliver_one(target, msgs, actors, sort_kw, ergodic, where);
+            Py_DECREF(target);
+            Py_DECREF(msgs);
+            if (status < 0)
+                break;
+        }
+    } else {
+        PyObject *it = PyObject_GetIter(items);
+        PyObject *pair;
+        status = it == NULL ? -1 : 0;
+        while (status == 0 && (pair = PyIter_Next(it)) != NULL) {
+            if (!PyTuple_CheckExact(pair) || PyTuple_GET_SIZE(pair) != 2) {
+                PyErr_SetString(PyExc_TypeError, "deliver() items are (target, messages) pairs");
+                status = -1;
+            } else {
+                status = deliver_one(PyTuple_GET_ITEM(pair, 0), PyTuple_GET_ITEM(pair, 1), actors,
+                                     sort_kw, ergodic, where);
+            }
+            Py_DECREF(pair);
+        }
+        if (status == 0 && PyErr_Occurred())
+            status = -1;
+        Py_XDECREF(it);
+    }
+    Py_DECREF(items);
+    Py_DECREF(sort_kw);
+    if (status < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef module_methods[] = {
+    {"deliver", (PyCFunction)(void (*)(void))mail_deliver, METH_FASTCALL,
+     "Call every message's handler on its target actor, in the kernel's order."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "engine._mail", "Compiled mail of engine.mail.", -1, NULL,
+    PyModuleDef_HEAD_INIT, "engine._mail", "Compiled mail of engine.mail.", -1, module_methods,
 };
 
 PyMODINIT_FUNC PyInit__mail(void)

@@ -13,6 +13,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <math.h>
 #include <stdint.h>
 #include <string.h>
 #include <structmember.h>
@@ -94,6 +95,46 @@ static PyObject *Stream_integers(Stream *self, PyObject *const *args, Py_ssize_t
     return PyObject_CallMethod((PyObject *)self, "_integers", "OO", args[0], args[1]);
 }
 
+static inline double unit(Stream *self)
+{
+    return (double)(next64(self) >> 11) * 0x1.0p-53;
+}
+
+/* exponential(mean) for a float mean: -mean * log(1 - u), the operations of the Python
+ * reference in its order (setup.py turns floating-point contraction off); others go to
+ * _exponential. C's log is the one math.log calls. */
+static PyObject *Stream_exponential(Stream *self, PyObject *mean)
+{
+    if (!PyFloat_CheckExact(mean))
+        return PyObject_CallMethod((PyObject *)self, "_exponential", "O", mean);
+    double m = -PyFloat_AS_DOUBLE(mean);
+    return PyFloat_FromDouble(m * log(1.0 - unit(self)));
+}
+
+static const double TWO_PI = 2.0 * 3.141592653589793;
+
+/* normal(mu=0.0, sigma=1.0) for float arguments given by position: Box-Muller as the
+ * Python reference writes it; anything else goes to _normal. */
+static PyObject *Stream_normal(Stream *self, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    if (kwnames == NULL && nargs <= 2 && (nargs < 1 || PyFloat_CheckExact(args[0]))
+        && (nargs < 2 || PyFloat_CheckExact(args[1]))) {
+        double mu = nargs >= 1 ? PyFloat_AS_DOUBLE(args[0]) : 0.0;
+        double sigma = nargs >= 2 ? PyFloat_AS_DOUBLE(args[1]) : 1.0;
+        double u1 = 1.0 - unit(self);
+        double u2 = unit(self);
+        double scale = sigma * sqrt(-2.0 * log(u1));
+        return PyFloat_FromDouble(mu + scale * cos(TWO_PI * u2));
+    }
+    PyObject *method = PyObject_GetAttrString((PyObject *)self, "_normal");
+    if (method == NULL)
+        return NULL;
+    PyObject *r = PyObject_Vectorcall(method, args, nargs, kwnames);
+    Py_DECREF(method);
+    return r;
+}
+
 static PyObject *Stream_get_key(Stream *self, void *closure)
 {
     return PyLong_FromUnsignedLongLong(self->key);
@@ -127,6 +168,10 @@ static PyMethodDef Stream_methods[] = {
     {"_next64", (PyCFunction)Stream_next64, METH_NOARGS, "The next 64 random bits."},
     {"integers", (PyCFunction)(void (*)(void))Stream_integers, METH_FASTCALL,
      "An integer uniform on [low, high), without modulo bias."},
+    {"exponential", (PyCFunction)Stream_exponential, METH_O,
+     "An exponential variate of the given mean (inverse transform)."},
+    {"normal", (PyCFunction)(void (*)(void))Stream_normal, METH_FASTCALL | METH_KEYWORDS,
+     "A normal variate (Box-Muller, two draws, nothing cached)."},
     {"__reduce__", (PyCFunction)Stream_reduce, METH_NOARGS, NULL},
     {NULL, NULL, 0, NULL},
 };
@@ -152,15 +197,16 @@ static PyTypeObject StreamType = {
 /* --- checkpoints (engine.snapshot): many actors' fields at once ------------------- */
 
 /* The offset of an object slot, from its member descriptor (a class's __slots__ entry). */
-static Py_ssize_t slot_offset(PyObject *descr, PyTypeObject **owner)
+static Py_ssize_t slot_offset(PyObject *descr, PyTypeObject **owner, int *type)
 {
     if (!PyObject_TypeCheck(descr, &PyMemberDescr_Type)) {
         PyErr_SetString(PyExc_TypeError, "expected a slot's member descriptor");
         return -1;
     }
     PyMemberDescrObject *m = (PyMemberDescrObject *)descr;
-    if (m->d_member->type != T_OBJECT_EX && m->d_member->type != T_OBJECT) {
-        PyErr_SetString(PyExc_TypeError, "expected a slot holding an object");
+    *type = m->d_member->type;
+    if (*type != T_OBJECT_EX && *type != T_OBJECT && *type != T_PYSSIZET && *type != T_BOOL) {
+        PyErr_SetString(PyExc_TypeError, "expected a slot holding an object, a size or a bool");
         return -1;
     }
     if (*owner != NULL && *owner != PyDescr_TYPE(m)) {
@@ -203,9 +249,17 @@ static PyObject *fields(PyObject *module, PyObject *const *args, Py_ssize_t narg
     PyObject *actors = args[0];
     PyTypeObject *owner = NULL;
     Py_ssize_t off[4];
+    int type[4];
     for (int j = 0; j < 4; j++)
-        if ((off[j] = slot_offset(PyTuple_GET_ITEM(args[1], j), &owner)) < 0)
+        if ((off[j] = slot_offset(PyTuple_GET_ITEM(args[1], j), &owner, &type[j])) < 0)
             return NULL;
+    /* the AAI and the generator are objects; creations and the termination flag are
+     * objects in the Python core, a Py_ssize_t and a char in the compiled one */
+    if (type[0] == T_PYSSIZET || type[0] == T_BOOL || type[1] == T_PYSSIZET || type[1] == T_BOOL
+        || type[2] == T_BOOL || type[3] == T_PYSSIZET) {
+        PyErr_SetString(PyExc_TypeError, "the engine's slots are not of the expected kinds");
+        return NULL;
+    }
     Py_ssize_t n = PyList_GET_SIZE(actors);
     Py_buffer views[5];
     Py_ssize_t sizes[5] = {8, 8, 8, 8, 1};
@@ -223,20 +277,32 @@ static PyObject *fields(PyObject *module, PyObject *const *args, Py_ssize_t narg
         PyObject *a = PyList_GET_ITEM(actors, i);
         if (!PyObject_TypeCheck(a, owner))
             goto wrong;
-        PyObject *v[4];
-        for (int j = 0; j < 4; j++)
-            if ((v[j] = *(PyObject **)((char *)a + off[j])) == NULL)
-                goto wrong;
-        if (!PyLong_CheckExact(v[0]) || !PyLong_CheckExact(v[2])
-            || !PyObject_TypeCheck(v[1], &StreamType) || !PyBool_Check(v[3]))
+        char *base = (char *)a;
+        PyObject *v0 = *(PyObject **)(base + off[0]), *v1 = *(PyObject **)(base + off[1]);
+        if (v0 == NULL || !PyLong_CheckExact(v0) || v1 == NULL
+            || !PyObject_TypeCheck(v1, &StreamType))
             goto wrong;
-        aai[i] = PyLong_AsLongLong(v[0]);
-        ncreated[i] = PyLong_AsLongLong(v[2]);
+        aai[i] = PyLong_AsLongLong(v0);
+        if (type[2] == T_PYSSIZET)
+            ncreated[i] = *(Py_ssize_t *)(base + off[2]);
+        else {
+            PyObject *v2 = *(PyObject **)(base + off[2]);
+            if (v2 == NULL || !PyLong_CheckExact(v2))
+                goto wrong;
+            ncreated[i] = PyLong_AsLongLong(v2);
+        }
         if (PyErr_Occurred())
             goto done;
-        key[i] = ((Stream *)v[1])->key;
-        count[i] = ((Stream *)v[1])->count;
-        terminating[i] = v[3] == Py_True;
+        key[i] = ((Stream *)v1)->key;
+        count[i] = ((Stream *)v1)->count;
+        if (type[3] == T_BOOL)
+            terminating[i] = *(char *)(base + off[3]) != 0;
+        else {
+            PyObject *v3 = *(PyObject **)(base + off[3]);
+            if (v3 == NULL || !PyBool_Check(v3))
+                goto wrong;
+            terminating[i] = v3 == Py_True;
+        }
         if (dicts != NULL) {
             PyObject *d = PyObject_GenericGetDict(a, NULL);
             if (d == NULL)

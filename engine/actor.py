@@ -75,15 +75,16 @@ class KernelSurface(Protocol):
         """This rank's block of the dense population ``name``."""
 
 
-class Actor:
-    """Base class of every model actor.
+class _PyActorCore:
+    """The engine's slots of an actor and its hot calls: the reference.
 
-    Override ``on_first_diasca``, ``act_spontaneous`` and ``on_actor_created``
-    as needed, and define message handlers as ordinary methods taking the
-    sender's AAI first: ``def on_order(self, sender, amount): ...``.
+    ``engine._actor.ActorCore`` (C, built with the package when a compiler is at
+    hand) does the same on the common path, an exact ``int`` and a live actor,
+    without a Python frame per call; both hand everything else to the same
+    ``Actor`` methods (``_send_slow``, ``_plan_slow``, ``_schedule_in_slow``).
     """
 
-    __slots__ = ("_k", "_aai", "_random", "_ncreated", "_terminating", "__dict__")
+    __slots__ = ("_k", "_aai", "_random", "_ncreated", "_terminating")
 
     _k: KernelSurface
     _aai: int
@@ -91,13 +92,6 @@ class Actor:
     _ncreated: int
     _terminating: bool
 
-    def __init__(self, **kwargs: Any) -> None:
-        # Models without a constructor of their own get their scenario
-        # arguments as attributes.
-        for name, value in kwargs.items():
-            setattr(self, name, value)
-
-    # --- read-only state -------------------------------------------------
     # Read-only properties whose getters are C functions (attrgetter): a model
     # reads them at every event, and a Python getter would cost a frame each.
     aai = property(
@@ -108,6 +102,69 @@ class Actor:
     random = property(
         attrgetter("_random"), doc="This actor's own generator, derived from (seed, AAI) alone."
     )
+
+    def send(self, target_aai: int, handler: str, *args: Any) -> None:
+        """Call ``target.handler(self.aai, *args)`` at the next diasca."""
+        if type(target_aai) is int and self._k.post(self._aai, target_aai, handler, args):
+            return
+        self._send_slow(target_aai, handler, args)  # type: ignore[attr-defined]
+
+    def add_spontaneous_tick(self, tick: int) -> None:
+        """Plan ``act_spontaneous`` at a future tick."""
+        k = self._k
+        if type(tick) is int and tick > k.tick and not self._terminating:
+            k.agenda[tick].add(self._aai)
+            return
+        self._plan_slow(tick)  # type: ignore[attr-defined]
+
+    def schedule_in(self, n_ticks: int) -> None:
+        """Plan ``act_spontaneous`` ``n_ticks`` (>= 1) ticks from now."""
+        if type(n_ticks) is int and n_ticks >= 1 and not self._terminating:  # the common case
+            k = self._k
+            k.agenda[k.tick + n_ticks].add(self._aai)
+            return
+        self._schedule_in_slow(n_ticks)  # type: ignore[attr-defined]
+
+
+class _PyHot:
+    """What the compiled core reads of its kernel without a lookup: ``kernel._hot``.
+
+    The kernel keeps ``tick`` equal to its own; the Python core does not use it.
+    """
+
+    __slots__ = ("tick", "agenda", "post")
+
+    def __init__(self, agenda: Agenda, post: Callable[..., bool]) -> None:
+        self.tick, self.agenda, self.post = 0, agenda, post
+
+
+try:
+    from ._actor import ActorCore as _Core
+    from ._actor import Hot as _Hot
+except ImportError:  # built without a C compiler: the same calls, slower
+    _Core = _PyActorCore  # type: ignore[misc,assignment]
+    _Hot = _PyHot  # type: ignore[misc,assignment]
+
+
+class Actor(_Core):
+    """Base class of every model actor.
+
+    Override ``on_first_diasca``, ``act_spontaneous`` and ``on_actor_created``
+    as needed, and define message handlers as ordinary methods taking the
+    sender's AAI first: ``def on_order(self, sender, amount): ...``.
+
+    ``aai``, ``tick``, ``diasca`` and ``random`` (read-only), ``send``,
+    ``schedule_in`` and ``add_spontaneous_tick`` come from the actor's core (see
+    ``_PyActorCore``).
+    """
+
+    __slots__ = ("__dict__",)
+
+    def __init__(self, **kwargs: Any) -> None:
+        # Models without a constructor of their own get their scenario
+        # arguments as attributes.
+        for name, value in kwargs.items():
+            setattr(self, name, value)
 
     @property
     def time(self) -> float:
@@ -128,17 +185,16 @@ class Actor:
     def on_actor_created(self, aai: int, tag: Any) -> None:
         """Tells a creator the AAI of the actor it asked for, one diasca later."""
 
-    # --- messages ---------------------------------------------------------
-    def send(self, target_aai: int, handler: str, *args: Any) -> None:
-        """Call ``target.handler(self.aai, *args)`` at the next diasca."""
+    # --- messages and planning: the common path is the core's ------------
+    def _send_slow(self, target_aai: Any, handler: Any, args: tuple) -> None:
+        """``send`` off its common path: NumPy integers as AAIs, and refusals."""
         if type(target_aai) is not int:
             target_aai = _as_aai(self, target_aai, handler)
         if not self._k.post(self._aai, target_aai, handler, args):
             _raise_bad_send(self, target_aai, handler)
 
-    # --- planning ----------------------------------------------------------
-    def add_spontaneous_tick(self, tick: int) -> None:
-        """Plan ``act_spontaneous`` at a future tick."""
+    def _plan_slow(self, tick: Any) -> None:
+        """``add_spontaneous_tick`` off its common path: other integers, and refusals."""
         k = self._k
         if type(tick) is not int:
             tick = self._as_tick(tick, "plan")
@@ -146,22 +202,18 @@ class Actor:
             self._refuse_plan(tick, "plan")
         k.agenda[tick].add(self._aai)
 
-    def add_spontaneous_ticks(self, ticks: Iterable[int]) -> None:
-        for tick in ticks:
-            self.add_spontaneous_tick(tick)
-
-    def schedule_in(self, n_ticks: int) -> None:
-        """Plan ``act_spontaneous`` ``n_ticks`` (>= 1) ticks from now."""
-        if type(n_ticks) is int and n_ticks >= 1 and not self._terminating:  # the common case
-            k = self._k
-            k.agenda[k.tick + n_ticks].add(self._aai)
-            return
+    def _schedule_in_slow(self, n_ticks: Any) -> None:
+        """``schedule_in`` off its common path: other integers, and refusals."""
         if not isinstance(n_ticks, numbers.Integral) or isinstance(n_ticks, bool) or n_ticks < 1:
             raise PlanningError(
                 f"actor {self._k.label(self._aai)} at tick {self._k.tick}: "
                 f"schedule_in needs a whole number of ticks >= 1; got {n_ticks!r}"
             )
         self.add_spontaneous_tick(self._k.tick + int(n_ticks))
+
+    def add_spontaneous_ticks(self, ticks: Iterable[int]) -> None:
+        for tick in ticks:
+            self.add_spontaneous_tick(tick)
 
     def withdraw_spontaneous_tick(self, tick: int) -> None:
         """Cancel an earlier plan for a future tick."""
@@ -245,7 +297,7 @@ class Actor:
         return self._k.population(name).view(self)
 
 
-_API = frozenset(name for name in vars(Actor) if not name.startswith("_"))
+_API = frozenset(name for name in dir(Actor) if not name.startswith("_"))
 
 
 def handlers_of(cls: type) -> dict[str, Callable[..., Any]]:
@@ -349,14 +401,15 @@ def signature_hint(handler: str, actor: Actor, exc: TypeError) -> str:
     )
 
 
-def call_failed(exc: BaseException, caller: CodeType) -> bool:
-    """True when ``exc`` came from the call of a handler (by ``caller``), not from its body."""
+def call_failed(exc: BaseException, *callers: CodeType) -> bool:
+    """True when ``exc`` came from the call of a handler (by one of ``callers``), not from
+    its body."""
     tb = exc.__traceback__
     if tb is None:
         return False
     while tb.tb_next is not None:
         tb = tb.tb_next
-    return tb.tb_frame.f_code in (caller, _ADAPTER_CODE)
+    return tb.tb_frame.f_code in (*callers, _ADAPTER_CODE)
 
 
 def _as_aai(sender: Actor, target_aai: Any, handler: Any) -> int:

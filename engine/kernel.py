@@ -21,11 +21,11 @@ from functools import partial
 from operator import itemgetter
 from typing import Any
 
-from .actor import Actor, call_failed, signature_hint
+from .actor import Actor, _Hot, call_failed, signature_hint
 from .agenda import Agenda
 from .directory import Directory
 from .errors import MessageError, SimulationError
-from .mail import Mail
+from .mail import Mail, _py_deliver, deliver
 from .portable import PLAIN_TYPES, check_creation, check_message, describe, users_interrupt
 from .probes import ProbeStore
 from .random import Random, stream_keys
@@ -79,6 +79,7 @@ def _immutable(value: Any) -> bool:
 
 
 _sender = itemgetter(0)  # of an InboxEntry
+_LOOP_CODE = _py_deliver.__code__  # a handler's call fails in this frame, or in _deliver's (C)
 
 
 @dataclass(slots=True)
@@ -139,6 +140,10 @@ class Kernel:
         check = partial(check_message, label=names.label)
         self._mail = Mail(self._directory, self._rank, PLAIN_TYPES, check)
         self.post = self._mail.post  # the Actor API's send, without a frame of its own
+        # What the compiled actor core reads without a lookup; its tick follows self.tick.
+        self._hot = _Hot(self.agenda, self.post)
+        self._deliver_loop = deliver  # engine.mail: the C loop, or its Python twin
+        self._sort_key = _sender if mode != "fastest" else None  # several messages: by sender
         self._creations: list = []
         self._terminating: list[Actor] = []
         self._ends: list[int] = []  # AAIs that called terminate() this diasca, to report
@@ -212,12 +217,15 @@ class Kernel:
         name: str | None = None,
         process_grid: Any = None,
         args: dict | None = None,
+        backend: str | None = None,
     ) -> Any:
         """Declare a dense population (an engine.DensePopulation subclass) before ``run``.
 
         Every rank declares the same populations in the same order; each holds its
         own block. A population updates at diasca 0 of every tick, before the
         actors, so it keeps the kernel ticking: the run needs a ``stop_tick``.
+        ``backend`` ("cpu", "threads" or "cuda") runs a cell kernel; None picks
+        the default (engine.dense.backends.default_backend).
         """
         from .dense import DensePopulation
 
@@ -230,7 +238,7 @@ class Kernel:
             raise ValueError(f"two populations are called {name!r}")
         pop = cls.__new__(cls)
         pop.__init__(**(args or {}))
-        pop._attach(self, len(self._populations), name, process_grid)
+        pop._attach(self, len(self._populations), name, process_grid, backend)
         self._populations.append(pop)
         return pop
 
@@ -250,9 +258,11 @@ class Kernel:
     def run(self) -> RunStats:
         """Run until stop_tick, until nothing is planned, or until a failure."""
         # Actors are long-lived and numerous: keep the cyclic garbage collector
-        # off them (gc.freeze after they are built) and let it run less often.
+        # off them (gc.freeze after they are built) and let it run less often: every
+        # message allocates two tuples, and a young collection every 10,000 of them
+        # cost about 6% of a run of small messages (callgrind, Boltzmann wealth).
         thresholds = gc.get_threshold()
-        gc.set_threshold(max(thresholds[0], 10_000), thresholds[1], thresholds[2])
+        gc.set_threshold(max(thresholds[0], 100_000), thresholds[1], thresholds[2])
         try:
             return self._run()
         finally:
@@ -268,8 +278,10 @@ class Kernel:
         stats.ticks += 1
         row = _TickRow(tick, start, stats.messages)
         frozen, mail = False, self._mail
+        hot = self._hot
         while True:
-            self.tick, self.diasca = tick, diasca
+            self.tick = hot.tick = tick
+            self.diasca = diasca
             stats.diascas += 1
             t0 = clock()
             failure = self._run_diasca(tick, diasca)
@@ -330,7 +342,8 @@ class Kernel:
             stats.ticks += 1
             row = _TickRow(tick, clock(), stats.messages)
             if self.on_tick is not None:
-                self.tick, self.diasca = tick, 0
+                self.tick = hot.tick = tick
+                self.diasca = 0
                 self.on_tick(self)
         if not row.closed:
             row.close(self, clock())
@@ -403,36 +416,20 @@ class Kernel:
     def _deliver(
         self, inbox: dict[int, InboxEntry | list[InboxEntry]], tick: int, diasca: int
     ) -> None:
-        actors = self._actors
-        sort, ergodic = self.mode != "fastest", self.mode == "ergodic"
-        items = inbox.items()
+        items: Any = inbox
         if self._shuffle is not None:
-            items = sorted(items)
+            items = sorted(inbox.items())
             self._shuffle(items)
-        target, fn = 0, None
+        where: list = [0, None]  # where a failure happened: (target, handler function)
         try:
-            for target, msgs in items:
-                actor = actors[target]  # never an ended actor: sends to those are refused
-                if type(msgs) is tuple:  # the common case: one message
-                    msgs = (msgs,)
-                elif sort:  # by sender; stable, so each sender's messages stay in send order
-                    msgs.sort(key=_sender)
-                    if ergodic:
-                        actor.random.shuffle(msgs)
-                for sender, fn, args in msgs:
-                    n = len(args)  # spelled out: a call with *args costs twice as much
-                    if n == 0:
-                        fn(actor, sender)
-                    elif n == 1:
-                        fn(actor, sender, args[0])
-                    elif n == 2:
-                        fn(actor, sender, args[0], args[1])
-                    else:
-                        fn(actor, sender, *args)
+            self._deliver_loop(items, self._actors, self._sort_key, self.mode == "ergodic", where)
         except BaseException as exc:
+            target, fn = where
             self._current = (target, self._names.handler_name(target, fn))
-            if type(exc) is TypeError and call_failed(exc, self._deliver.__code__):
-                raise MessageError(signature_hint(self._current[1], actors[target], exc)) from exc
+            if type(exc) is TypeError and call_failed(exc, self._deliver.__code__, _LOOP_CODE):
+                raise MessageError(
+                    signature_hint(self._current[1], self._actors[target], exc)
+                ) from exc
             raise
 
     def _construct(self) -> list[Actor]:

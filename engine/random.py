@@ -113,6 +113,16 @@ class _PyStream:
                 self._count = c
                 return low + z % span
 
+    def exponential(self, mean: float) -> float:
+        """An exponential variate of the given mean (inverse transform)."""
+        return -mean * math.log(1.0 - self.random())
+
+    def normal(self, mu: float = 0.0, sigma: float = 1.0) -> float:
+        """A normal variate (Box-Muller, two draws, nothing cached)."""
+        u1 = 1.0 - self.random()
+        u2 = self.random()
+        return mu + sigma * math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
+
 
 try:
     from ._stream import Stream as _Stream
@@ -126,24 +136,16 @@ class Random(_Stream):
     """An actor's own generator: reproducible from (seed, AAI), 2 integers of state."""
 
     __slots__ = ()
-    # The compiled integers() hands unusual arguments (NumPy integers, huge spans,
-    # errors) to the reference implementation, which has the same rules.
+    # The compiled draws hand unusual arguments (NumPy integers, huge spans, means
+    # that are no floats, errors) to the reference implementation: the same rules.
     _integers = _PyStream.integers
+    _exponential = _PyStream.exponential
+    _normal = _PyStream.normal
 
     @property
     def state(self) -> tuple[int, int]:
         """(key, draws so far): enough to rebuild the generator exactly."""
         return (self._key, self._count)
-
-    def exponential(self, mean: float) -> float:
-        """An exponential variate of the given mean (inverse transform)."""
-        return -mean * math.log(1.0 - self.random())
-
-    def normal(self, mu: float = 0.0, sigma: float = 1.0) -> float:
-        """A normal variate (Box-Muller, two draws, nothing cached)."""
-        u1 = 1.0 - self.random()
-        u2 = self.random()
-        return mu + sigma * math.sqrt(-2.0 * math.log(u1)) * math.cos(_TWO_PI * u2)
 
     def choice(self, seq: Sequence[T]) -> T:
         """One element of a non-empty sequence, uniformly."""

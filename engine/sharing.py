@@ -32,6 +32,7 @@ from .actor import Actor
 FULL_SCAN = 10_000  # initial actors on a rank up to which every one is looked at
 SAMPLE = 1_000  # beyond: the first actors of each scenario entry looked at
 
+_ENGINE_CLASSES = frozenset(Actor.__mro__)  # their slots are the engine's, not the model's
 _MUTABLE = (list, dict, set, bytearray, np.ndarray)
 _PLAIN = frozenset({int, float, str, bool, type(None), tuple, frozenset, bytes})
 
@@ -52,7 +53,7 @@ def _model_slots(cls: type) -> tuple[str, ...]:
     """Slot names that model classes (not the engine's Actor) declare."""
     names: list[str] = []
     for klass in cls.__mro__:
-        if klass is Actor or klass is object:
+        if klass in _ENGINE_CLASSES:
             continue
         slots = klass.__dict__.get("__slots__", ())
         names += [slots] if isinstance(slots, str) else [s for s in slots if s != "__dict__"]

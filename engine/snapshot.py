@@ -51,7 +51,9 @@ CHUNK = 1 << 16  # actors per chunk: the writer writes one while the next is enc
 _RANDOM, _AAI, _NCREATED = attrgetter("_random"), attrgetter("_aai"), attrgetter("_ncreated")
 _KEY, _COUNT, _DICT = attrgetter("_key"), attrgetter("_count"), attrgetter("__dict__")
 _TERMINATING, _THIRD = attrgetter("_terminating"), itemgetter(2)
-_SLOTS = tuple(Actor.__dict__[name] for name in ("_aai", "_random", "_ncreated", "_terminating"))
+# The slots' descriptors, wherever in Actor's bases they are defined; with the compiled
+# actor core some are not object slots, and the C reader declines them (TypeError).
+_SLOTS = tuple(getattr(Actor, name) for name in ("_aai", "_random", "_ncreated", "_terminating"))
 
 
 def snapshot(kernel: Kernel, next_tick: int) -> dict[str, Any]:

@@ -72,6 +72,11 @@ def _parser() -> argparse.ArgumentParser:
         help="override one scenario setting (repeatable), e.g. --set simulation.seed=7",
     )
     run.add_argument("--out", metavar="DIR", help="run folder (default results/<name>-<time>)")
+    run.add_argument(
+        "--backend",
+        metavar="cpu|threads|cuda",
+        help="run every dense population on this backend (docs/populations.md)",
+    )
     dist = run.add_argument_group("distribution (see docs/clusters.md)")
     dist.add_argument("--ranks", type=int, metavar="N", help="start N local MPI ranks")
     dist.add_argument("--group-size", type=int, metavar="G", help="ranks per s_group")
@@ -268,6 +273,7 @@ _SETTING_FLAGS = (
     ("--routing", "routing", "deployment", "routing"),
     ("--placement", "placement", "placement", "policy"),
     ("--checkpoint-every", "checkpoint_every", "checkpoint", "every_ticks"),
+    ("--backend", "backend", "populations", "backend"),
 )
 
 

@@ -272,7 +272,9 @@ def _kernel(
             kernel.add_actors(entry.cls, entry.count, entry.hint, entry.id, **entry.args)
     for pop in scenario.populations:  # dense populations: a block on every rank
         try:
-            kernel.add_population(pop.cls, pop.name, scenario.process_grid, pop.args)
+            kernel.add_population(
+                pop.cls, pop.name, scenario.process_grid, pop.args, backend=pop.backend
+            )
         except Exception as exc:  # the model's constructor or declaration: the same on every rank
             text = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
             text = " ".join(text.splitlines())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,14 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
+
+# The optional C cores of the engine (setup.py). PYDIASCA_TEST_PURE_PYTHON=1 in the
+# environment blocks them, so that the tests run on their Python references (test_pure.py).
+C_CORES = ("engine._stream", "engine._mail", "engine._actor")
+PURE_PYTHON = "PYDIASCA_TEST_PURE_PYTHON"
+if os.environ.get(PURE_PYTHON):
+    for _name in C_CORES:
+        sys.modules[_name] = None  # type: ignore[assignment] - makes the import fail
 
 from engine import Kernel, MemorySink, ProbeStore  # noqa: E402
 from runtime.digest import canonical_series, digest_of  # noqa: E402

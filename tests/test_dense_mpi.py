@@ -100,7 +100,7 @@ def test_dense_benchmark_quick(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    for text in ("measured bandwidth", "ms/tick", "vs numpy", "2-rank x", "Targets"):
+    for text in ("measured bandwidth", "ms/tick", "vs numpy", "2-rank x", "Targets", "threads"):
         assert text in proc.stdout, proc.stdout
     import json
 

@@ -11,7 +11,8 @@ from dense_support import digest, run_ranks
 import engine.kernel
 from engine import Actor
 from engine.errors import MessageError
-from engine.mail import Mail, _PyMail
+from engine.kernel import MODES
+from engine.mail import Mail, _py_deliver, _PyMail, deliver
 from engine.portable import PLAIN_TYPES
 from models.phold import LP
 
@@ -22,6 +23,7 @@ def test_the_compiled_mail_is_built_where_the_compiled_streams_are():
     from engine.random import COMPILED
 
     assert (Mail is not _PyMail) == COMPILED
+    assert (deliver is not _py_deliver) == COMPILED
 
 
 def handler(actor, sender):  # a handler function as the directory holds it
@@ -118,11 +120,46 @@ def _world(k):
     k.add_actors(LP, 40, None, n_lps=40, first=41, mean=2.0, record_every=5)
 
 
+@pytest.mark.parametrize("mode", ["reproducible", "ergodic", "fastest"])
 @pytest.mark.parametrize("ranks", [1, 3])
-def test_runs_on_either_mail_give_the_same_results(monkeypatch, ranks):
+def test_runs_on_either_mail_and_loop_give_the_same_results(monkeypatch, ranks, mode):
     results = []
-    for cls in (_PyMail, Mail):
+    for cls, loop in ((_PyMail, _py_deliver), (Mail, deliver), (_PyMail, deliver)):
         monkeypatch.setattr(engine.kernel, "Mail", cls)
-        kernels = run_ranks(ranks, _world, stop_tick=40)
+        monkeypatch.setattr(engine.kernel, "deliver", loop)
+        kernels = run_ranks(ranks, _world, stop_tick=40, mode=mode)
         results.append((digest(kernels), sum(k.stats.messages for k in kernels)))
-    assert results[0] == results[1] and results[0][1] > 1000
+    assert results[0] == results[1] == results[2] and results[0][1] > 1000
+
+
+def test_the_ergodic_mode_shuffles_several_messages():
+    digests = {mode: digest(run_ranks(1, _world, stop_tick=40, mode=mode)) for mode in MODES}
+    assert digests["ergodic"] != digests["reproducible"]
+
+
+class Forgetful(Actor):
+    def on_first_diasca(self) -> None:
+        self.send(self.aai, "hear", 3)
+        self.send(self.aai, "hear", 4)  # a list of two: the other branch of the loop
+
+    def hear(self, amount: int) -> None:  # no sender parameter
+        pass
+
+
+class Many(Actor):
+    def on_first_diasca(self) -> None:
+        self.send(self.aai, "hear", *range(9))  # more arguments than the loop spells out
+
+    def hear(self, sender: int, *values: int) -> None:
+        self.record("sum", sender + sum(values))
+
+
+@pytest.mark.parametrize("loop", sorted({_py_deliver, deliver}, key=id))
+def test_either_loop_names_the_handler_that_cannot_take_its_message(monkeypatch, loop):
+    monkeypatch.setattr(engine.kernel, "deliver", loop)
+    (k,) = run_ranks(1, lambda k: k.add_actors(Forgetful, 2), stop_tick=3)
+    (f,) = k.stats.failures
+    assert (f.aai, f.handler, f.diasca) == (1, "hear", 1)
+    assert f.message.startswith("MessageError: handler Forgetful.hear(self, amount) cannot take")
+    (k,) = run_ranks(1, lambda k: k.add_actors(Many), stop_tick=3)
+    assert not k.stats.failures and k.stats.messages == 1

@@ -219,6 +219,11 @@ def test_compiled_and_reference_streams_draw_the_same(key):
         assert fast.integers(low, high) == ref.integers(low, high)
         assert fast.integers(np.int64(3), np.int32(11)) == ref.integers(3, 11)
         assert fast._next64() == ref._next64()
+        assert fast.exponential(2.5) == ref.exponential(2.5)
+        assert fast.exponential(3) == ref.exponential(3)  # an int mean: the reference's path
+        assert fast.normal() == ref.normal()
+        assert fast.normal(3.0, 0.25) == ref.normal(3.0, 0.25)
+        assert fast.normal(1, sigma=np.float64(2.0)) == ref.normal(1, sigma=2.0)
         assert (fast._key, fast._count) == (ref._key, ref._count)
     with pytest.raises(ValueError, match="need low < high"):
         fast.integers(3, 3)

@@ -442,13 +442,13 @@ def test_malformed_override(write, override):
             "simulaton.seed=5",
             "--set simulaton.seed=5: section cannot be set; did you mean [simulation]? "
             "only these sections can be set: [simulation], [results], "
-            "[deployment], [placement], [checkpoint]",
+            "[deployment], [placement], [checkpoint], [[populations]]",
         ),
         (
             "actors.count=2",
             "--set actors.count=2: section cannot be set; "
             "only these sections can be set: [simulation], [results], "
-            "[deployment], [placement], [checkpoint]",
+            "[deployment], [placement], [checkpoint], [[populations]]",
         ),
         (
             "simulation.sed=5",
@@ -957,7 +957,7 @@ def test_population_scenario_runs(write_pop, tmp_path):
 POPULATION_ERRORS = {
     "unknown key": (
         STOP + GRID + "size = 3\n",
-        f"{GRID_AT} size: unknown key; allowed keys: class, name, args",
+        f"{GRID_AT} size: unknown key; allowed keys: class, name, args, backend",
     ),
     "missing class": (
         STOP + "[[populations]]\nname = 'g'\n",

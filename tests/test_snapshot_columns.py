@@ -202,3 +202,34 @@ def test_the_compiled_helpers_give_what_the_python_ones_give(monkeypatch, ragged
     assert pickle.dumps(compiled) == pickle.dumps(python)
     assert pickle.dumps(states) == pickle.dumps(python_states)
     assert ("states" in compiled[0]) == ragged
+
+
+def test_the_compiled_reader_takes_the_actor_core_it_is_built_with():
+    """The C reader must accept the slots of whichever actor core is in use (the
+    compiled core stores creations and the termination flag unboxed), not fall back."""
+    if snap._fields is None:
+        pytest.skip("built without a C compiler")
+    k = Kernel(stop_tick=5, seed=3)
+    for i in range(6):
+        k.add_actors(_Mixed, 1, None, None, i=i)
+    seen: list = []
+
+    def at_end(kernel: Kernel, next_tick: int) -> bool:
+        actors = [a for a in kernel._actors if a is not None]
+        actors[2]._ncreated, actors[4]._terminating = 7, True
+        n = len(actors)
+        out = [np.empty(n, t) for t in (np.int64, np.uint64, np.uint64, np.int64, np.bool_)]
+        dicts = snap._fields(actors, snap._SLOTS, *out, True)
+        seen.append(n)
+        assert out[0].tolist() == [a.aai for a in actors]
+        assert out[1].tolist() == [a.random._key for a in actors]
+        assert out[2].tolist() == [a.random._count for a in actors]
+        assert out[3].tolist() == [a._ncreated for a in actors]
+        assert out[4].tolist() == [a._terminating for a in actors]
+        assert dicts == [a.__dict__ for a in actors]
+        actors[4]._terminating = False
+        return False
+
+    k.at_tick_end = at_end
+    k.run()
+    assert seen == [6]

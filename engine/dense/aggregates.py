@@ -111,6 +111,15 @@ class _Aggregates:
         return (cols,) if self._decl.ndim == 1 else (rows, cols)
 
     # --- this rank's share -------------------------------------------------------
+    @property
+    def width(self) -> int:
+        """Columns of the block partials."""
+        return self._width
+
+    @property
+    def nlocal_blocks(self) -> int:
+        return self._nlocal_blocks
+
     def new_partials(self) -> np.ndarray:
         """Zeroed partials of this rank's blocks, for the kernel's strips to fill."""
         return np.zeros((self._nlocal_blocks, self._width), np.float64)
@@ -127,6 +136,23 @@ class _Aggregates:
             else:
                 nb.block_stats(a, hy, hx, ly, lx, by, bx, self.acc[n], out, col)
         return out
+
+    def watched_plan(self, keys: np.ndarray) -> tuple:
+        """Where the watched cells ``keys`` of this tile are: per field, local rows,
+        columns and their slots in key order; and how many (the cuda backend's gather)."""
+        lay, decl = self._layout, self._decl
+        fidx, flat = np.divmod(keys, decl.cells)
+        ys, xs = np.divmod(flat, decl.gshape[1])
+        mine = lay.owners(ys, xs) == lay.rank
+        y0, _, x0, _ = lay.tile
+        fields, rows, cols, slots = [], [], [], []
+        for fi in np.unique(fidx[mine]):
+            sel = mine & (fidx == fi)
+            fields.append(decl.names[fi])
+            rows.append((ys[sel] - y0).astype(np.int64))
+            cols.append((xs[sel] - x0).astype(np.int64))
+            slots.append(np.flatnonzero(sel[mine]).astype(np.int64))
+        return fields, rows, cols, slots, int(mine.sum())
 
     def watched_values(self, keys: np.ndarray, bufs: dict[str, np.ndarray]) -> np.ndarray:
         """Values of the watched cells (``keys``) that lie in this tile, in key order."""
@@ -157,6 +183,7 @@ class _Aggregates:
         new_keys: np.ndarray,
         new_vals: np.ndarray,
         parts: np.ndarray | None = None,
+        latest: np.ndarray | None = None,
     ) -> tuple:
         """One allgather: status, block partials, watched cells; combined identically everywhere.
 
@@ -175,7 +202,7 @@ class _Aggregates:
             new_vals = np.zeros(int(n_new[lay.rank]))
         else:
             parts = self.partials(bufs) if parts is None else parts
-            latest = self.watched_values(keys, bufs)
+            latest = self.watched_values(keys, bufs) if latest is None else latest
         msg = np.concatenate(([1.0 if failed else 0.0], parts.ravel(), latest, new_vals))
         got = self._transport.allgather_arrays(msg)
         bad = [r for r, m in enumerate(got) if m[0] != 0.0]

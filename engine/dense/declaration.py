@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .backends import CellKernel
 from .partition import default_block
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ class _Declaration:
         "cells",
         "network",
         "kernel",
+        "cell",
         "static",
         "halo_names",
         "regions",
@@ -86,6 +88,9 @@ class _Declaration:
         if not callable(kern):
             raise ValueError(f"population {cls} declares no kernel (an @njit function)")
         self.kernel = kern
+        self.cell = isinstance(kern, CellKernel)
+        if self.cell and (self.ndim != 2 or self.network):
+            raise ValueError(f"population {cls}: a cell kernel needs a 2-D grid")
         for group in ("static", "halo_fields", "aggregate"):
             for n in getattr(pop, group) or ():
                 if n not in fields:

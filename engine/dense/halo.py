@@ -62,12 +62,16 @@ class _GridHalo:
             return
         for _, _, buf, n, sl in self._sends:
             np.copyto(buf, cur[n][sl])
+        self.exchange_buffers()
+        for _, _, buf, n, sl in self._recvs:
+            cur[n][sl] = buf
+
+    def exchange_buffers(self) -> None:
+        """Send the filled send buffers, fill the receive buffers (the cuda backend packs them)."""
         self._transport.halo_exchange(
             [(p, t, b) for p, t, b, _, _ in self._sends],
             [(p, t, b) for p, t, b, _, _ in self._recvs],
         )
-        for _, _, buf, n, sl in self._recvs:
-            cur[n][sl] = buf
 
 
 class _Ghosts:

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ..errors import SimulationError
-from . import rng
+from . import backends, rng
 from .aggregates import _Aggregates
 from .declaration import _Declaration
 from .halo import _Ghosts, _GridHalo
@@ -167,7 +167,12 @@ class DensePopulation:
 
     # --- joining a kernel ----------------------------------------------------
     def _attach(
-        self, kernel: Kernel, index: int, name: str, process_grid: Iterable[int] | None
+        self,
+        kernel: Kernel,
+        index: int,
+        name: str,
+        process_grid: Iterable[int] | None,
+        backend: str | None = None,
     ) -> None:
         """Check the declaration, lay the population out over the ranks, wire its units."""
         self._k = kernel
@@ -175,6 +180,8 @@ class DensePopulation:
         self._name = name
         self._key = rng.population_key(kernel.seed, index)
         self._decl = decl = _Declaration(self, type(self).edges is not DensePopulation.edges)
+        self._backend = _choose_backend(decl, backend)
+        self._device: Any = None  # the cuda backend's fields, from the first update on
         transport = kernel.transport
         self._layout = lay = _layout(decl, name, transport.size, transport.rank, process_grid)
         if decl.network:  # a collective: every rank fetches its ghosts' owners
@@ -185,6 +192,14 @@ class DensePopulation:
         self._local = Local(self)
         self._aggregates = _Aggregates(decl, lay, name, transport)
         self._strips = _Strips(decl, lay, self._aggregates)
+        if decl.cell:
+            self._cell_plan = backends.aggregation_plan(
+                decl.names, decl.dtypes, self._aggregates.cols
+            )
+            (ly, lx), (hy, hx), (by, bx) = lay.local_shape, lay.halo, lay.block
+            y0, _, x0, _ = lay.tile
+            self._cell_geo = np.array([y0, x0, ly, lx], np.int64)
+            self._cell_shape = (hy, hx, by, bx)
         self._posts = _Posts(decl, lay, name, kernel)
         self.params = self._posts.params  # from now on, the live arrays that posts change
         self.initialize(self._local)
@@ -215,24 +230,40 @@ class DensePopulation:
         aggs = self._aggregates
         if aggs.pending is None:  # the initial state is what actors see during tick 0
             aggs.gather_initial(self._cur)
+        if self._backend == "cuda" and self._device is None:
+            from ._cuda import DeviceFields
+
+            self._device = DeviceFields(self)  # the fields move to the GPU for good
+        dev = self._device
         aggs.publish()  # 1
         failure: BaseException | None = None
         posts, watched = self._posts.exchange()  # 2
         keys, new_keys = aggs.watch(watched)
+        self._watched_now = keys
         new_vals = np.empty(0)
-        try:
-            new_vals = aggs.watched_values(new_keys, self._cur)  # before the posts: tick t-1
-            self._posts.apply(posts, self._cur)
+        try:  # the newly watched cells before the posts: tick t-1
+            if dev is None:
+                new_vals = aggs.watched_values(new_keys, self._cur)
+            elif new_keys.size:
+                new_vals = dev.values(aggs.watched_plan(new_keys))
+            self._posts.apply(posts, self._cur, dev)
         except Exception as exc:  # keep taking part in the collectives below
             failure = exc
-        self._halo.exchange(self._cur)  # 3
-        parts = None
+        if dev is None:  # 3
+            self._halo.exchange(self._cur)
+        else:
+            dev.exchange(self._halo)
+        parts = latest = None
         if failure is None:
             try:
                 parts = self._run_kernel(tick, self.kernel_args())  # 4
+                if dev is not None:
+                    parts, latest = parts
             except Exception as exc:
                 failure = exc
-        got, bad = aggs.gather(self._nxt, failure is not None, keys, new_keys, new_vals, parts)
+        got, bad = aggs.gather(
+            self._nxt, failure is not None, keys, new_keys, new_vals, parts, latest
+        )
         if failure is not None:  # 5
             raise failure
         if bad:
@@ -245,6 +276,8 @@ class DensePopulation:
             aggs.record(self._k.probes, tick, total, byreg)
         self._cur, self._nxt = self._nxt, self._cur  # 6
         self._src, self._dst = self._dst, self._src
+        if dev is not None:
+            dev.swap()
 
     def _run_kernel(self, tick: int, args: tuple) -> np.ndarray | None:
         """Run the kernel (by strips on grids); returns the block partials when it took them."""
@@ -253,7 +286,26 @@ class DensePopulation:
             geometry = self._strips.geometry()
             self._kernel(self._src, self._dst, tick, self._key, geometry, indptr, indices, *args)
             return None
+        if self._device is not None:
+            tk = np.uint64(rng.tick_key(self._key, tick))
+            self._device.update(self._decl.kernel, tick, tk, args, self._cell_shape)
+            aggs = self._aggregates
+            plan = aggs.watched_plan(self._watched_now)
+            return self._device.reduce(aggs.cols, aggs.width, aggs.nlocal_blocks, plan)
+        if self._decl.cell:
+            loop = self._decl.kernel.loop(
+                self._backend, self._cell_plan, len(args), self._cell_shape
+            )
+            parts = self._aggregates.new_partials()
+            tk = np.uint64(rng.tick_key(self._key, tick))
+            loop(self._src, self._dst, np.int64(tick), tk, self._cell_geo, parts, args)
+            return parts
         return self._strips.run(self._cur, self._nxt, tick, self._key, args)
+
+    @property
+    def backend(self) -> str:
+        """The backend that runs this population's kernel: cpu, threads or cuda."""
+        return self._backend
 
     # --- for benchmarks and tests: the declaration as the kernel sees it -------------
     @property
@@ -270,6 +322,23 @@ class DensePopulation:
 
     def _geometry(self, start: int = 0) -> tuple:
         return self._strips.geometry(start)
+
+
+def _choose_backend(decl: _Declaration, backend: str | None) -> str:
+    """The backend asked for, or the default; only cell kernels run on threads or cuda."""
+    if backend is None:
+        return backends.default_backend(backends.ranks_per_node()) if decl.cell else "cpu"
+    backends.check_backend(backend)
+    if backend == "cuda":
+        problem = backends.cuda_problem()
+        if problem:
+            raise ValueError(problem)
+    if backend != "cpu" and not decl.cell:
+        raise ValueError(
+            f"population {decl.cls}: backend {backend!r} needs a cell kernel "
+            f"(engine.dense.backends.cell_kernel); this kernel runs on cpu only"
+        )
+    return backend
 
 
 def _layout(

@@ -181,8 +181,11 @@ class _Posts:
         records = np.stack([keys, w["aai"], (w["op"] == _WATCH).astype(np.int64)], axis=1)
         return posts[~watching], records
 
-    def apply(self, posts: np.ndarray, cur: dict[str, np.ndarray]) -> None:
-        """Apply ``posts`` (canonical order) to the parameters and to this tile of ``cur``."""
+    def apply(self, posts: np.ndarray, cur: dict[str, np.ndarray], device: Any = None) -> None:
+        """Apply ``posts`` (canonical order) to the parameters and to this tile of ``cur``.
+
+        With ``device`` (the cuda backend's fields), cell posts go to the device instead.
+        """
         lay = self._layout
         ty0, ty1, tx0, tx1 = lay.tile
         hy, hx = lay.halo
@@ -200,6 +203,11 @@ class _Posts:
                 if y0 >= y1 or x0 >= x1:
                     continue
                 arr = cur[names[target]]
+                if device is not None:
+                    v = np.asarray(value).astype(arr.dtype)[()]
+                    box = (hy + y0 - ty0, hy + y1 - ty0, hx + x0 - tx0, hx + x1 - tx0)
+                    device.apply_posts([(names[target], *box, op != _SET, v)])
+                    continue
                 cell = arr[hy + y0 - ty0 : hy + y1 - ty0, hx + x0 - tx0 : hx + x1 - tx0]
             if op == _SET:
                 cell[...] = np.asarray(value).astype(arr.dtype)

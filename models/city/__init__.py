@@ -1,12 +1,31 @@
-"""Sim-Diasca's City example, rebuilt: for now its generator (the models come next)."""
+"""Sim-Diasca's City example, rebuilt: its generator, its models and its weather."""
 
 from ._places import GenerationError
 from .cityfile import FORMAT_VERSION, CityFileError, read_city, write_city
 from .generate import City, generate_city
+from .roads import Road, RoadJunction
 from .scales import KINDS, SCALES, CitySpec
+from .truck import WasteTruck
+from .waste import (
+    WASTE_TYPES,
+    Incinerator,
+    IndustrialWasteSource,
+    Landfill,
+    ResidentialWasteSource,
+)
+from .weather import Weather
 
 __all__ = [
     "FORMAT_VERSION",
+    "WASTE_TYPES",
+    "Incinerator",
+    "IndustrialWasteSource",
+    "Landfill",
+    "ResidentialWasteSource",
+    "Road",
+    "RoadJunction",
+    "WasteTruck",
+    "Weather",
     "KINDS",
     "SCALES",
     "City",

@@ -26,64 +26,54 @@ Actors, one of each per region:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from engine import Actor, DensePopulation
 from engine.dense import rng
+from engine.dense.backends import cell_kernel
 
 SUSCEPTIBLE, EXPOSED, INFECTED, RECOVERED = 0, 1, 2, 3
 STATES = ("S", "E", "I", "R")
 
 
-@njit(cache=True)
-def seir_step(src, dst, tick, key, block, p_infect, sigma, gamma, omega, onset, rrow, rcol, rx):
-    """One tick of the epidemic over the local block (halo 1, Moore neighbourhood).
+@cell_kernel
+def seir_step(
+    src, dst, i, j, y, x, tick, tk, p_infect, sigma, gamma, omega, onset, rrow, rcol, rx, nx
+):
+    """One tick of the epidemic at cell (i, j) (halo 1, Moore neighbourhood).
 
     ``p_infect[region, k]`` is the infection probability with k infected
     neighbours; ``onset`` is the state a new infection enters (E, or I for SIR);
-    ``rrow``/``rcol`` give the region row and column of each local row and column.
+    ``rrow``/``rcol`` give the region row and column of each global row and
+    column; ``nx`` is the grid's width (the cell's random stream is its global index).
     """
     (state,) = src
-    (out,) = dst
-    oy, ox, nx_global = block[1], block[2], block[4]
-    ny = out.shape[0] - 2
-    nx = out.shape[1] - 2
-    tk = rng.tick_key(key, tick)
-    for i in range(ny):
-        up = state[i]
-        mid = state[i + 1]
-        down = state[i + 2]
-        row = out[i + 1]
-        base = (oy + i) * nx_global + ox
-        rbase = rrow[oy + i] * rx
-        for j in range(nx):
-            s = mid[j + 1]
-            nxt = s
-            if s == SUSCEPTIBLE:
-                k = (
-                    (up[j] == INFECTED)
-                    + (up[j + 1] == INFECTED)
-                    + (up[j + 2] == INFECTED)
-                    + (mid[j] == INFECTED)
-                    + (mid[j + 2] == INFECTED)
-                    + (down[j] == INFECTED)
-                    + (down[j + 1] == INFECTED)
-                    + (down[j + 2] == INFECTED)
-                )
-                if k:
-                    u = rng.uniform(rng.cell_key(tk, base + j), 0)
-                    if u < p_infect[rbase + rcol[ox + j], k]:
-                        nxt = onset
-            elif s == EXPOSED:
-                if rng.uniform(rng.cell_key(tk, base + j), 0) < sigma:
-                    nxt = INFECTED
-            elif s == INFECTED:
-                if rng.uniform(rng.cell_key(tk, base + j), 0) < gamma:
-                    nxt = RECOVERED
-            elif omega > 0.0:
-                if rng.uniform(rng.cell_key(tk, base + j), 0) < omega:
-                    nxt = SUSCEPTIBLE
-            row[j + 1] = nxt
+    s = state[i, j]
+    nxt = s
+    if s == SUSCEPTIBLE:
+        k = (  # int(): NumPy adds bools as bools (the CUDA simulator runs this in Python)
+            int(state[i - 1, j - 1] == INFECTED)
+            + (state[i - 1, j] == INFECTED)
+            + (state[i - 1, j + 1] == INFECTED)
+            + (state[i, j - 1] == INFECTED)
+            + (state[i, j + 1] == INFECTED)
+            + (state[i + 1, j - 1] == INFECTED)
+            + (state[i + 1, j] == INFECTED)
+            + (state[i + 1, j + 1] == INFECTED)
+        )
+        if k:
+            u = rng.uniform(rng.cell_key(tk, y * nx + x), 0)
+            if u < p_infect[rrow[y] * rx + rcol[x], k]:
+                nxt = onset
+    elif s == EXPOSED:
+        if rng.uniform(rng.cell_key(tk, y * nx + x), 0) < sigma:
+            nxt = INFECTED
+    elif s == INFECTED:
+        if rng.uniform(rng.cell_key(tk, y * nx + x), 0) < gamma:
+            nxt = RECOVERED
+    elif omega > 0.0:
+        if rng.uniform(rng.cell_key(tk, y * nx + x), 0) < omega:
+            nxt = SUSCEPTIBLE
+    dst[0][i, j] = nxt
 
 
 def infection_table(beta: float, contact: np.ndarray) -> np.ndarray:
@@ -99,7 +89,7 @@ class EpidemicGrid(DensePopulation):
     categories = {"state": 4}
     labels = {"state": STATES}
     stencil = "moore"
-    kernel = staticmethod(seir_step)
+    kernel = seir_step
 
     def __init__(
         self,
@@ -143,6 +133,7 @@ class EpidemicGrid(DensePopulation):
             local.region_rows,
             local.region_cols,
             self.regions[1],
+            self.shape[1],
         )
 
 

@@ -13,30 +13,17 @@ while the watched cell under it is colder than the target.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from engine import Actor, DensePopulation
+from engine.dense.backends import cell_kernel
 
 
-@njit(cache=True)
-def diffuse(src, dst, tick, key, block, alpha):
-    """One explicit step of the heat equation over the local block (halo 1)."""
+@cell_kernel
+def diffuse(src, dst, i, j, y, x, tick, tk, alpha):
+    """One explicit step of the heat equation at cell (i, j) of the local block (halo 1)."""
     (t,) = src
-    (out,) = dst
-    h = block[0]
-    ny = out.shape[0] - 2 * h
-    nx = out.shape[1] - 2 * h
-    for i in range(h, h + ny):
-        # Row views of equal length let LLVM vectorise the loop (and see no aliasing).
-        up = t[i - 1, h : h + nx]
-        down = t[i + 1, h : h + nx]
-        left = t[i, h - 1 : h - 1 + nx]
-        mid = t[i, h : h + nx]
-        right = t[i, h + 1 : h + 1 + nx]
-        row = out[i, h : h + nx]
-        for j in range(nx):
-            c = mid[j]
-            row[j] = c + alpha * (up[j] + down[j] + left[j] + right[j] - 4.0 * c)
+    c = t[i, j]
+    dst[0][i, j] = c + alpha * (t[i - 1, j] + t[i + 1, j] + t[i, j - 1] + t[i, j + 1] - 4.0 * c)
 
 
 def diffuse_numpy(t: np.ndarray, alpha: float) -> np.ndarray:
@@ -51,7 +38,7 @@ class HeatPlate(DensePopulation):
     fields = {"T": np.float64}
     units = {"T": "°C"}
     stencil = "von_neumann"
-    kernel = staticmethod(diffuse)
+    kernel = diffuse
 
     def __init__(
         self,

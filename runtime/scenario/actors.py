@@ -24,6 +24,7 @@ from .values import (
     _expected,
     _hint,
     _id,
+    _one_of,
     _positive,
     _quote,
     _table,
@@ -34,7 +35,12 @@ from .values import (
 
 _ACTOR_KEYS = {"class": _text, "count": _whole(0), "args": _table, "id": _id, "hint": _hint}
 MAX_POPULATION_NAME = 100  # characters; probe names ("<name>.<field>.mean") hold 200
-_POPULATION_KEYS = {"class": _text, "name": _id, "args": _table}
+_POPULATION_KEYS = {
+    "class": _text,
+    "name": _id,
+    "args": _table,
+    "backend": _one_of(("cpu", "threads", "cuda")),
+}
 
 
 @dataclass
@@ -59,6 +65,7 @@ class PopulationEntry:
     class_ref: str
     name: str
     args: dict
+    backend: str | None = None  # cpu, threads or cuda; None: the default (docs/populations.md)
 
 
 # --- placement -----------------------------------------------------------------
@@ -149,7 +156,23 @@ def _actors(items: Any, folder: Path, allow_none: bool = False) -> list[ActorEnt
         entry.args = _resolve(entry.args, ids, f"{label} args", refs)
         entry.refs = sorted(refs)
         _check_types(entry.cls, Actor, entry.args, label)  # "@id" references are AAIs now
+    _model_checks(entries)
     return entries
+
+
+def _model_checks(entries: list[ActorEntry]) -> None:
+    """Run each class's ``check_scenario(entries)``, if it has one, once per distinct check.
+
+    A model whose entries must agree with data of its own (a generated city)
+    says so before the run starts: a ``ValueError`` it raises becomes the
+    scenario's one-line error.
+    """
+    checks = [getattr(entry.cls, "check_scenario", None) for entry in entries]
+    for check in dict.fromkeys(c for c in checks if callable(c)):
+        try:
+            check(entries)
+        except ValueError as error:
+            raise ScenarioError(" ".join(str(error).splitlines()), where="[[actors]]") from None
 
 
 def _instance(name: str, ids: dict[str, ActorEntry]) -> tuple[ActorEntry, int] | None:
@@ -277,7 +300,7 @@ def _populations(items: Any, folder: Path) -> list[PopulationEntry]:
                     where=f"{label} name",
                     fix="give each population its own name",
                 )
-        entries.append(PopulationEntry(cls, values["class"], name, args))
+        entries.append(PopulationEntry(cls, values["class"], name, args, values.get("backend")))
     return entries
 
 

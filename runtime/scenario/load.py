@@ -135,7 +135,7 @@ def _target(target: str, where: str) -> tuple[str, str]:
         )
     keys = _OVERRIDABLE.get(section)
     if keys is None:
-        known = [f"[{name}]" for name in _OVERRIDABLE]
+        known = [_SECTIONS[name] for name in _OVERRIDABLE]
         listing = "only these sections can be set"
         _unknown("section cannot be set", f"[{section}]", known, where, listing)
     if key not in keys:
@@ -200,6 +200,7 @@ _OVERRIDABLE = {
     "deployment": _DEPLOYMENT_KEYS,
     "placement": _PLACEMENT_KEYS,
     "checkpoint": _CHECKPOINT_KEYS,
+    "populations": {"backend": None},  # every [[populations]] entry; checked there
 }
 
 
@@ -323,6 +324,11 @@ _EXCLUSIVE = {
 
 def _apply(data: dict, override: Override) -> None:
     """Put ``override`` into the document, in place of what the file says."""
+    if override.section == "populations":  # every entry (there may be none)
+        for entry in data.get("populations") or ():
+            if isinstance(entry, dict):
+                entry[override.key] = override.value
+        return
     table = data.setdefault(override.section, {})
     if isinstance(table, dict):  # otherwise the section check reports it
         table[override.key] = override.value

@@ -1,0 +1,289 @@
+"""One per-cell update, compiled for each backend: ``cpu``, ``threads`` and ``cuda``.
+
+A model writes its update once, as a function of one cell (see
+docs/populations.md)::
+
+    @cell_kernel
+    def diffuse(src, dst, i, j, y, x, tick, tk, alpha):
+        (t,) = src
+        c = t[i, j]
+        dst[0][i, j] = c + alpha * (t[i - 1, j] + t[i + 1, j] + t[i, j - 1] + t[i, j + 1] - 4.0 * c)
+
+``i, j`` index the padded local arrays, ``y, x`` are the cell's global row and
+column, ``tk`` the tick's random key (``rng.tick_key(key, tick)``): draw with
+``rng.uniform(rng.cell_key(tk, y * columns + x), n)``. The engine compiles the
+function into a loop over the rank's tile: a plain loop for ``cpu``, a
+``prange`` over block rows for ``threads``, a grid-stride CUDA kernel for
+``cuda`` (engine/dense/_cuda.py).
+
+The CPU loops take the block partials of the aggregates in the same pass, while
+the cells are in cache: each block row is one unit of work, its column
+accumulators run top to bottom and the columns of a block left to right, the
+order of ``_numba.block_stats``. So the partials, hence the digest, do not depend
+on the backend or the thread count.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+from numba import get_num_threads, njit, prange, set_num_threads, set_parallel_chunksize
+from numba.core.registry import CPUDispatcher
+
+from . import rng
+
+BACKENDS = ("cpu", "threads", "cuda")
+_MIN_PARALLEL_CELLS = 1 << 16  # smaller tiles run on one thread under ``threads``
+
+
+class CellKernel:
+    """A per-cell update and its compiled loops, one per backend and aggregation plan.
+
+    Calling it with the whole-block signature ``(src, dst, tick, key, block,
+    *args)`` runs the ``cpu`` loop over the block, without aggregates: a cell
+    kernel is also a population kernel of the older form.
+    """
+
+    def __init__(self, fn: Any) -> None:
+        py = fn.py_func if isinstance(fn, CPUDispatcher) else fn
+        self.py_func = py
+        self.cell = njit(inline="always")(py)  # the CPU loops inline it
+        self.device = fn if isinstance(fn, CPUDispatcher) else njit(py)  # retargeted by CUDA
+        self.__name__ = getattr(py, "__name__", "cell")
+        self.__doc__ = py.__doc__
+        self._loops: dict[tuple, Any] = {}
+
+    def loop(self, backend: str, plan: tuple, nargs: int, shape: tuple) -> Any:
+        """The compiled loop of ``backend`` ("cpu" or "threads") for aggregation ``plan``.
+
+        ``nargs``: how many extra arguments the cell takes (the loop passes them one
+        by one); ``shape``: (halo rows, halo columns, block rows, block columns),
+        compiled in as constants: LLVM then knows every index is >= 0, drops
+        Numba's negative-index wraparound and vectorises the loop (4x on heat).
+        """
+        key = (backend, plan, nargs, shape)
+        fn = self._loops.get(key)
+        if fn is None:
+            fn = _build_loop(self.cell, plan, backend == "threads", nargs, shape)
+            self._loops[key] = fn
+        return fn
+
+    def __call__(self, src: tuple, dst: tuple, tick: int, key: Any, block: tuple, *args: Any):
+        h, y0, x0 = block[0], block[1], block[2]
+        ly = dst[0].shape[0] - 2 * h
+        lx = dst[0].shape[1] - 2 * h
+        geo = np.array([h, h, y0, x0, ly, lx, max(ly, 1), max(lx, 1)], np.int64)
+        parts = np.empty((0, 0), np.float64)
+        self.loop("cpu", (), len(args))(
+            src, dst, np.int64(tick), np.uint64(rng.tick_key(key, tick)), geo, parts, args
+        )
+
+
+def cell_kernel(fn: Any) -> CellKernel:
+    """Declare a per-cell update (a plain or ``@njit`` function) for every backend."""
+    return CellKernel(fn)
+
+
+def default_backend(ranks_per_node: int = 1) -> str:
+    """``threads`` when one rank has the node's cores, ``cpu`` when ranks share them."""
+    return "threads" if ranks_per_node <= 1 else "cpu"
+
+
+def ranks_per_node() -> int:
+    """Ranks sharing this node, from the launcher's environment (1 when unknown)."""
+    for name in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"):
+        value = os.environ.get(name, "")
+        if value.split("(")[0].isdigit():
+            return int(value.split("(")[0])
+    return 1
+
+
+def check_backend(name: Any) -> str:
+    """``name`` if it names a backend, else a ValueError listing them."""
+    if name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; use {', '.join(BACKENDS)}")
+    return name
+
+
+def cuda_problem() -> str | None:
+    """Why the ``cuda`` backend cannot run here (no numba.cuda, no GPU), or None."""
+    try:
+        from numba import cuda
+    except ImportError as exc:  # numba without its CUDA target
+        return f"backend 'cuda' needs numba-cuda ({exc})"
+    if not cuda.is_available():
+        return "backend 'cuda' needs a CUDA GPU and driver; none is available here"
+    return None
+
+
+# --- the CPU loops ------------------------------------------------------------------
+# The loop's source is generated from the aggregation plan: one tuple per
+# aggregated field, (field number, first column, k categories or 0, accumulator
+# dtype name). Fields and plans are few, so each combination is compiled once.
+
+
+def _build_loop(cell: Any, plan: tuple, parallel: bool, nargs: int, shape: tuple) -> Any:
+    hy, hx, by, bx = (int(v) for v in shape)
+    lines = [
+        "def loop(src, dst, tick, tk, geo, parts, args):",
+        "    y0, x0, ly, lx = geo[0], geo[1], geo[2], geo[3]",
+        f"    hy, hx, by, bx = {hy}, {hx}, {by}, {bx}",
+        *(f"    e{n} = args[{n}]" for n in range(nargs)),
+        "    nbi = (ly + by - 1) // by",
+        "    nbj = (lx + bx - 1) // bx",
+    ]
+    for f, _, _, _ in plan:
+        lines.append(f"    d{f} = dst[{f}]")
+    lines += ["    for bi in prange(nbi):", "        r0 = bi * by", "        r1 = min(r0 + by, ly)"]
+    for f, _, k, acc in plan:
+        if k:
+            lines.append(f"        n{f} = np.zeros(({k}, lx), np.int64)")
+        else:
+            lines += [
+                f"        a{f} = np.zeros(lx, np.{acc})",
+                f"        lo{f} = np.empty(lx, d{f}.dtype)",
+                f"        hi{f} = np.empty(lx, d{f}.dtype)",
+            ]
+    lines += [
+        "        for r in range(r0, r1):",
+        "            i = hy + r",
+        "            y = y0 + r",
+    ]
+    # The first row of a block row starts the column accumulators: a loop of its
+    # own, so that the inner loops carry no branch on the row.
+    stats = any(not k for _, _, k, _ in plan)
+    if stats:
+        lines.append("            if r == r0:")
+        lines += _row_lines(plan, nargs, hx, bx, first=True, indent=16)
+        lines.append("            else:")
+        lines += _row_lines(plan, nargs, hx, bx, first=False, indent=16)
+    else:
+        lines += _row_lines(plan, nargs, hx, bx, first=False, indent=12)
+    if plan:
+        lines += [
+            "        for bj in range(nbj):",
+            "            b = bi * nbj + bj",
+            "            c0 = bj * bx",
+            "            c1 = min(c0 + bx, lx)",
+        ]
+    for f, col, k, _ in plan:
+        if k:
+            lines += [
+                f"            for v in range({k}):",
+                "                t = 0",
+                "                for c in range(c0, c1):",
+                f"                    t += n{f}[v, c]",
+                f"                parts[b, {col} + v] = t",
+            ]
+        else:
+            lines += [
+                f"            s = a{f}[c0]",
+                f"            m0 = lo{f}[c0]",
+                f"            m1 = hi{f}[c0]",
+                "            for c in range(c0 + 1, c1):",
+                f"                s += a{f}[c]",
+                f"                m0 = min(m0, lo{f}[c])",
+                f"                m1 = max(m1, hi{f}[c])",
+                f"            parts[b, {col}] = s",
+                f"            parts[b, {col + 1}] = m0",
+                f"            parts[b, {col + 2}] = m1",
+            ]
+    namespace = {"np": np, "prange": prange, "cell": cell}
+    exec(compile("\n".join(lines), "<cell loop>", "exec"), namespace)
+    # Both backends compile the prange loop: Numba's parallel pipeline gives faster
+    # code even on one thread (2-4x on the epidemic). ``cpu`` runs it on one thread.
+    loop = njit(parallel=True)(namespace["loop"])
+    return _dynamic(loop) if parallel else _one_thread(loop)
+
+
+def _dynamic(loop: Any) -> Any:
+    """``loop`` on every thread, block rows handed out one at a time (the ``threads`` backend).
+
+    Numba's default splits the rows evenly up front: on cores shared with other
+    processes every tick then waits for the thread that was descheduled.
+    """
+
+    def run(*args: Any) -> None:
+        geo = args[4]
+        if geo[2] * geo[3] < _MIN_PARALLEL_CELLS:  # waking threads would cost more
+            _one_thread(loop)(*args)
+            return
+        old = set_parallel_chunksize(1)
+        try:
+            loop(*args)
+        finally:
+            set_parallel_chunksize(old)
+
+    run.compiled = loop
+    return run
+
+
+def _one_thread(loop: Any) -> Any:
+    """``loop`` run on the calling thread alone (the ``cpu`` backend)."""
+
+    def run(*args: Any) -> None:
+        n = get_num_threads()
+        set_num_threads(1)
+        try:
+            loop(*args)
+        finally:
+            set_num_threads(n)
+
+    run.compiled = loop
+    return run
+
+
+def _row_lines(plan: tuple, nargs: int, hx: int, bx: int, first: bool, indent: int) -> list:
+    """One row: the update of its cells, then its share of the block partials.
+
+    Two loops, the second over the row just written (in L1): each vectorises on
+    its own, where one fused loop does not (2x on the heat plate). The column
+    index starts at a constant: LLVM sees j - hx >= 0 and drops Numba's
+    negative-index wraparound.
+    """
+    pad = " " * indent
+    body = [
+        f"for j in range({hx}, {hx} + lx):",
+        "    cell(src, dst, i, j, y, x0 + j - "
+        + str(hx)
+        + ", tick, tk"
+        + "".join(f", e{n}" for n in range(nargs))
+        + ")",
+    ]
+    for f, _, k, _ in plan:
+        body += [f"w{f} = d{f}[i, {hx} : {hx} + lx]", "for c in range(lx):", f"    v = w{f}[c]"]
+        if k:  # one pass per value: compare-and-add vectorises, a histogram does not
+            body = body[:-2] + [
+                f"for v in range({k}):",
+                f"    nv = n{f}[v]",
+                "    for c in range(lx):",
+                f"        nv[c] += w{f}[c] == v",
+            ]
+        elif first:  # what block_stats does on a block's first row: 0 + v, min = max = v
+            body += [
+                f"    a{f}[c] = 0",
+                f"    a{f}[c] += v",
+                f"    lo{f}[c] = v",
+                f"    hi{f}[c] = v",
+            ]
+        else:
+            body += [
+                f"    a{f}[c] += v",
+                f"    lo{f}[c] = v if v < lo{f}[c] else lo{f}[c]",
+                f"    hi{f}[c] = v if v > hi{f}[c] else hi{f}[c]",
+            ]
+    return [pad + line for line in body]
+
+
+def aggregation_plan(names: list[str], dtypes: dict, cols: dict) -> tuple:
+    """The plan of ``_build_loop`` for the aggregated fields (``cols`` of _Aggregates)."""
+    plan = []
+    for n, (col, k) in cols.items():
+        acc = "float64" if dtypes[n].kind == "f" else "int64"
+        plan.append((names.index(n), col, k, acc))
+    return tuple(plan)
+
+
+__all__ = ["BACKENDS", "CellKernel", "cell_kernel", "default_backend"]

@@ -1,0 +1,283 @@
+"""Dense backends: cpu, threads and cuda give the same digest, on 1 and 2 ranks.
+
+``cuda`` runs under Numba's CUDA simulator (NUMBA_ENABLE_CUDASIM=1) on tiny
+grids, so the suite needs no GPU; where a GPU is present, the real-GPU test
+runs the shipped small scenarios on it too.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import ROOT
+
+from engine import Kernel, MemorySink, ProbeStore
+from engine.dense import DensePopulation
+from engine.dense.backends import cell_kernel, default_backend
+from models.heat import HeatPlate
+from runtime.launch import find_mpiexec
+
+MPIEXEC = find_mpiexec()
+DIGEST = re.compile(r"^results digest: ([0-9a-f]{64})$", re.M)
+
+HEAT = """
+[simulation]
+name = "heat-tiny"
+stop_tick = 10
+seed = 3
+
+[[populations]]
+name = "plate"
+class = "models.heat:HeatPlate"
+[populations.args]
+rows = 20
+columns = 24
+alpha = 0.2
+boundary = "fixed"
+wall = 1.5
+initial = 15.0
+regions = [2, 2]
+
+[[actors]]
+class = "models.heat:HeatSource"
+args = { row = 3, column = 4, size = 3, power = 2.0 }
+
+[[actors]]
+class = "models.heat:HeatSource"
+args = { row = 10, column = 11, size = 1, power = 5.0, target = 40.0 }
+"""
+
+EPIDEMIC = """
+[simulation]
+name = "epidemic-tiny"
+stop_tick = 10
+seed = 11
+
+[[populations]]
+name = "epidemic"
+class = "models.epidemic:EpidemicGrid"
+[populations.args]
+rows = 20
+columns = 24
+beta = 0.3
+sigma = 0.3
+gamma = 0.1
+initial_infected = 0.05
+regions = [2, 2]
+
+[[actors]]
+id = "authority"
+class = "models.epidemic:HealthAuthority"
+count = 4
+args = { first = "@authority-0", impose_above = 0.03, lift_below = 0.01, contact = 0.25 }
+"""
+
+SCENARIOS = {"heat": HEAT, "epidemic": EPIDEMIC}
+
+
+def _env(simulate: bool) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONHASHSEED", None)
+    if simulate:
+        env["NUMBA_ENABLE_CUDASIM"] = "1"
+    else:
+        env.pop("NUMBA_ENABLE_CUDASIM", None)
+    return env
+
+
+def pydiasca(scenario: Path, out: Path, ranks: int, *extra: str, simulate: bool = True):
+    cmd = [sys.executable, "-m", "runtime.cli", "run", str(scenario), "--out", str(out)]
+    cmd += ["--set", "results.plots=false", *extra]
+    if ranks > 1:
+        cmd = [MPIEXEC, "-n", str(ranks), *cmd]
+    env = _env(simulate)
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+
+
+def digest(scenario: Path, out: Path, ranks: int, *extra: str, simulate: bool = True) -> str:
+    proc = pydiasca(scenario, out, ranks, *extra, simulate=simulate)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = DIGEST.findall(proc.stdout)
+    assert len(found) == 1, proc.stdout
+    return found[0]
+
+
+@cache
+def scenario_file(model: str, folder: Path) -> Path:
+    path = folder / f"{model}-tiny.toml"
+    path.write_text(SCENARIOS[model])
+    return path
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("backends")
+
+
+@pytest.fixture(scope="module")
+def reference(folder):
+    """The cpu digest of each tiny scenario on one rank."""
+    return {
+        m: digest(scenario_file(m, folder), folder / f"ref-{m}", 1, "--backend", "cpu")
+        for m in SCENARIOS
+    }
+
+
+@pytest.mark.parametrize("model", list(SCENARIOS))
+@pytest.mark.parametrize("backend", ["threads", "cuda"])
+def test_every_backend_gives_the_cpu_digest(folder, reference, model, backend):
+    path = scenario_file(model, folder)
+    got = digest(path, folder / f"{model}-{backend}", 1, "--backend", backend)
+    assert got == reference[model]
+
+
+@pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich)")
+@pytest.mark.parametrize("model", list(SCENARIOS))
+@pytest.mark.parametrize("backend", ["cpu", "threads", "cuda"])
+def test_two_ranks_give_the_one_rank_digest(folder, reference, model, backend):
+    path = scenario_file(model, folder)
+    got = digest(path, folder / f"{model}-{backend}-2", 2, "--backend", backend)
+    assert got == reference[model]
+
+
+@pytest.mark.parametrize(
+    "scenario, expected", [("heat-small", "f406f6e0"), ("epidemic-small", "3bd2e425")]
+)
+def test_shipped_small_scenarios_keep_their_digest_on_threads(tmp_path, scenario, expected):
+    path = ROOT / "scenarios" / f"{scenario}.toml"
+    got = digest(path, tmp_path / "run", 1, "--set", "populations.backend=threads")
+    assert got.startswith(expected)
+
+
+# --- choosing ------------------------------------------------------------------------------
+
+
+def test_default_is_threads_alone_and_cpu_when_ranks_share_a_node():
+    assert default_backend(1) == "threads"
+    assert default_backend(4) == "cpu"
+
+
+def _plate(backend=None, cls=HeatPlate):
+    k = Kernel(stop_tick=2, probes=ProbeStore(MemorySink()))
+    return k, k.add_population(cls, "plate", None, {"rows": 8, "columns": 8}, backend=backend)
+
+
+def test_add_population_takes_a_backend():
+    assert _plate("cpu")[1].backend == "cpu"
+    assert _plate("threads")[1].backend == "threads"
+    assert _plate()[1].backend in ("cpu", "threads")
+
+
+def test_an_unknown_backend_is_refused():
+    with pytest.raises(ValueError, match="unknown backend 'gpu'; use cpu, threads, cuda"):
+        _plate("gpu")
+
+
+@cell_kernel
+def _double(src, dst, i, j, y, x, tick, tk):
+    dst[0][i, j] = 2 * src[0][i, j]
+
+
+def test_a_whole_block_kernel_runs_on_cpu_only():
+    class Old(DensePopulation):
+        fields = {"v": np.int64}
+        shape = (4, 4)
+
+        @staticmethod
+        def kernel(src, dst, tick, key, block):
+            dst[0][...] = src[0]
+
+    with pytest.raises(ValueError, match="needs a cell kernel"):
+        _plate("threads", Old)
+    assert _plate("cpu", Old)[1].backend == "cpu"
+
+
+@pytest.mark.parametrize("backend", ["cpu", "threads"])
+def test_a_cell_kernel_runs_and_aggregates(backend):
+    class Doubling(DensePopulation):
+        fields = {"v": np.int64}
+        shape = (6, 10)
+        kernel = _double
+
+        def initialize(self, local):
+            local.v[...] = 1
+
+    k = Kernel(stop_tick=3, probes=ProbeStore(MemorySink()))
+    pop = k.add_population(Doubling, "d", backend=backend)
+    k.run()
+    assert (pop.local.v == 8).all()
+    assert pop._aggregates.pending[0][0] == 8 * 60  # the sum after tick 2
+
+
+def test_the_scenario_key_and_the_set_override_choose(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(HEAT.replace('name = "plate"', 'name = "plate"\nbackend = "cpu"', 1))
+    from runtime.scenario import load_scenario
+
+    assert load_scenario(path).populations[0].backend == "cpu"
+    over = load_scenario(path, ["populations.backend=threads"])
+    assert over.populations[0].backend == "threads"
+    bad = pydiasca(path, tmp_path / "bad", 1, "--backend", "gpu")
+    assert bad.returncode == 2
+    assert "expected one of cpu, threads, cuda" in bad.stderr
+    assert "Traceback" not in bad.stderr
+
+
+def _has_gpu() -> bool:
+    code = "from numba import cuda; print(cuda.is_available())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=_env(False), timeout=120
+    )
+    return out.stdout.strip() == "True"
+
+
+def test_cuda_without_a_gpu_is_one_line_and_exit_2(folder):
+    if _has_gpu():
+        pytest.skip("this machine has a GPU")
+    proc = pydiasca(
+        scenario_file("heat", folder), folder / "nogpu", 1, "--backend", "cuda", simulate=False
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "backend 'cuda' needs" in lines[0]
+
+
+@pytest.mark.parametrize(
+    "scenario, expected", [("heat-small", "f406f6e0"), ("epidemic-small", "3bd2e425")]
+)
+def test_a_real_gpu_gives_the_cpu_digest(tmp_path, scenario, expected):
+    if not _has_gpu():
+        pytest.skip("no CUDA GPU here")
+    path = ROOT / "scenarios" / f"{scenario}.toml"
+    got = digest(path, tmp_path / "gpu", 1, "--backend", "cuda", simulate=False)
+    assert got.startswith(expected)
+
+
+@pytest.mark.parametrize("model", ["heat", "epidemic"])
+def test_threads_on_every_block_row_give_the_cpu_partials(monkeypatch, model):
+    """Tiny tiles normally run on one thread; here every block row is a parallel task."""
+    from engine.dense import backends
+    from models.epidemic import EpidemicGrid
+
+    monkeypatch.setattr(backends, "_MIN_PARALLEL_CELLS", 0)
+    cls = HeatPlate if model == "heat" else EpidemicGrid
+    args = {"rows": 40, "columns": 36, "regions": [2, 2]}
+    seen = {}
+    for backend in ("cpu", "threads"):
+        k = Kernel(stop_tick=6, seed=5, probes=ProbeStore(MemorySink()))
+        pop = k.add_population(cls, "p", None, args, backend=backend)
+        if model == "heat":
+            pop.local.T[...] = np.arange(pop.local.T.size).reshape(pop.local.T.shape) % 17
+        k.run()
+        total, byreg, _ = pop._aggregates.pending
+        fields = b"".join(v.tobytes() for v in pop.local.fields.values())
+        seen[backend] = (total.tobytes(), byreg.tobytes(), fields)
+    assert seen["cpu"] == seen["threads"]
