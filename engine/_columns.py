@@ -33,9 +33,11 @@ try:  # the same work in C, one pass over the values each
     from ._stream import columns as _columns_c
     from ._stream import flatten as _flatten
     from ._stream import numbers as _numbers_c
+    from ._stream import records as _records_c
     from ._stream import same_item as _same_item
+    from ._stream import unflatten as _unflatten
 except ImportError:  # built without a C compiler
-    _columns_c = _flatten = _numbers_c = _same_item = None
+    _columns_c = _flatten = _numbers_c = _records_c = _same_item = _unflatten = None
 
 _SCALARS = frozenset({str, bytes, type(None), int, float, bool, complex})
 _NUMBERS = {int: ("i8", np.int64), float: ("f8", np.float64), bool: ("b1", np.bool_)}
@@ -169,6 +171,20 @@ def _flat(kind: type, lengths: bytes, *columns: list) -> tuple:
     return ("list" if kind is list else "tuple", counts, _encode(columns[0]))
 
 
+_KINDS = {"list": list, "tuple": tuple, "dict": dict}
+
+
+def _as_list(values: Any) -> list:
+    return values if type(values) is list else list(values)
+
+
+def rows(names: list, columns: list[list]) -> list[dict]:
+    """One dict per actor from its attributes' decoded columns (``names`` not empty)."""
+    if _records_c is not None:
+        return _records_c(tuple(names), [_as_list(c) for c in columns])
+    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+
+
 def decode(node: tuple, n: int) -> list:
     """The ``n`` values that ``node`` holds, as ``encode`` had them."""
     tag = node[0]
@@ -178,6 +194,11 @@ def decode(node: tuple, n: int) -> list:
         return node[1].tolist()
     if tag in ("obj", "any"):
         return node[1]
+    if _unflatten is not None:
+        lengths = np.ascontiguousarray(node[1], np.int64)
+        total = int(lengths.sum())
+        children = [_as_list(decode(child, total)) for child in node[2:]]
+        return _unflatten(_KINDS[tag], lengths, *children)
     lengths = node[1].tolist()
     total = sum(lengths)
     if tag == "dict":

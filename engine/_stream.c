@@ -5,6 +5,11 @@
  * at every step, which unsigned C arithmetic does for free, so both give the same
  * bits. engine/random.py holds the reference implementation, used whenever this
  * module could not be built, and the tests compare the two draw for draw.
+ *
+ * It also holds the passes over many actors that checkpoints make (engine.snapshot,
+ * engine._columns): their engine slots, their attributes column by column, numbers into
+ * arrays, containers flattened and rebuilt. Each has a Python equivalent there, used
+ * without a compiler, and the tests compare their results.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -523,6 +528,106 @@ done:
     return result;
 }
 
+/* unflatten(kind, lengths, items[, values]): the list of containers of type ``kind`` that
+ * flatten took apart: ``lengths`` a buffer of int64, ``items`` (a dict's keys) and
+ * ``values`` (a dict's values) lists of their sum's length. */
+static PyObject *unflatten(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if ((nargs != 3 && nargs != 4) || !PyType_Check(args[0]) || !PyList_Check(args[2])
+        || (nargs == 4 && !PyList_Check(args[3]))) {
+        PyErr_SetString(PyExc_TypeError, "unflatten(kind, lengths, items[, values])");
+        return NULL;
+    }
+    PyTypeObject *kind = (PyTypeObject *)args[0];
+    int is_dict = kind == &PyDict_Type;
+    if ((is_dict != (nargs == 4))
+        || (!is_dict && kind != &PyList_Type && kind != &PyTuple_Type)) {
+        PyErr_SetString(PyExc_TypeError, "unflatten() takes list, tuple, or dict and values");
+        return NULL;
+    }
+    PyObject *items = args[2], *values = nargs == 4 ? args[3] : NULL, *out = NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(args[1], &view, PyBUF_C_CONTIGUOUS) < 0)
+        return NULL;
+    const int64_t *len = view.buf;
+    Py_ssize_t n = view.len / 8, total = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        if (len[i] < 0)
+            goto bad;
+        total += len[i];
+    }
+    if (total != PyList_GET_SIZE(items) || (values && total != PyList_GET_SIZE(values)))
+        goto bad;
+    if ((out = PyList_New(n)) == NULL)
+        goto done;
+    Py_ssize_t at = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_ssize_t m = (Py_ssize_t)len[i];
+        PyObject *c = is_dict ? PyDict_New() : kind == &PyList_Type ? PyList_New(m) : PyTuple_New(m);
+        if (c == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, i, c);
+        for (Py_ssize_t j = 0; j < m; j++, at++) {
+            PyObject *x = PyList_GET_ITEM(items, at);
+            if (is_dict) {
+                if (PyDict_SetItem(c, x, PyList_GET_ITEM(values, at)) < 0)
+                    goto fail;
+            }
+            else if (kind == &PyList_Type)
+                PyList_SET_ITEM(c, j, Py_NewRef(x));
+            else
+                PyTuple_SET_ITEM(c, j, Py_NewRef(x));
+        }
+    }
+    goto done;
+bad:
+    PyErr_SetString(PyExc_ValueError, "unflatten(): lengths and items do not match");
+    goto done;
+fail:
+    Py_CLEAR(out);
+done:
+    PyBuffer_Release(&view);
+    return out;
+}
+
+/* records(names, columns): one dict per row, mapping names[j] to columns[j][i]. */
+static PyObject *records(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyTuple_Check(args[0]) || !PyList_Check(args[1])
+        || PyTuple_GET_SIZE(args[0]) != PyList_GET_SIZE(args[1])
+        || PyTuple_GET_SIZE(args[0]) == 0) {
+        PyErr_SetString(PyExc_TypeError, "records(names, columns): as many of each, not none");
+        return NULL;
+    }
+    PyObject *names = args[0], *columns = args[1];
+    Py_ssize_t m = PyTuple_GET_SIZE(names), n = -1;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyObject *column = PyList_GET_ITEM(columns, j);
+        if (!PyList_Check(column) || (n >= 0 && PyList_GET_SIZE(column) != n)) {
+            PyErr_SetString(PyExc_ValueError, "records(): columns of one length expected");
+            return NULL;
+        }
+        n = PyList_GET_SIZE(column);
+    }
+    PyObject *out = PyList_New(n);
+    if (out == NULL)
+        return NULL;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *d = PyDict_New();
+        if (d == NULL)
+            goto fail;
+        PyList_SET_ITEM(out, i, d);
+        for (Py_ssize_t j = 0; j < m; j++)
+            if (PyDict_SetItem(d, PyTuple_GET_ITEM(names, j),
+                               PyList_GET_ITEM(PyList_GET_ITEM(columns, j), i)) < 0)
+                goto fail;
+    }
+    return out;
+fail:
+    Py_DECREF(out);
+    return NULL;
+}
+
 static PyMethodDef module_methods[] = {
     {"fields", (PyCFunction)(void (*)(void))fields, METH_FASTCALL,
      "Many actors' engine slots into arrays, for checkpoints."},
@@ -530,6 +635,10 @@ static PyMethodDef module_methods[] = {
      "Whether every dict maps a name to one same object."},
     {"columns", (PyCFunction)(void (*)(void))columns, METH_FASTCALL,
      "Many dicts' values, name by name, in one pass."},
+    {"unflatten", (PyCFunction)(void (*)(void))unflatten, METH_FASTCALL,
+     "The containers that flatten took apart."},
+    {"records", (PyCFunction)(void (*)(void))records, METH_FASTCALL,
+     "One dict per row of columns."},
     {"numbers", (PyCFunction)(void (*)(void))numbers, METH_FASTCALL,
      "A list of Python numbers of one type into an array."},
     {"flatten", (PyCFunction)(void (*)(void))flatten, METH_FASTCALL,

@@ -21,6 +21,7 @@ the first actor and attribute that does not.
 
 from __future__ import annotations
 
+import gc
 import itertools
 from array import array
 from collections.abc import Iterable, Iterator
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._columns import decode, encode_states
+from ._columns import decode, encode_states, rows
 from .actor import Actor
 from .portable import unpicklable
 from .probes import ProbeDeclaration
@@ -243,7 +244,16 @@ def restore(kernel: Kernel, shared: dict[str, Any], parts: Iterable[dict[str, An
     ``shared`` is rank 0's ``"shared"``; ``parts`` yields every rank's part in
     turn (one at a time, so that only one is in memory).
     """
-    k = kernel
+    collecting = gc.isenabled()
+    gc.disable()  # a million new dicts would start collection after collection
+    try:
+        _restore(kernel, shared, parts)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+def _restore(k: Kernel, shared: dict[str, Any], parts: Iterable[dict[str, Any]]) -> None:
     if k._next_aai != 1 or k._initial:
         raise RuntimeError("restore needs a kernel without actors")
     if len(shared["populations"]) != len(k._populations):
@@ -288,8 +298,7 @@ def _states(chunk: dict[str, Any]) -> list:
     n, names = chunk["n"], chunk["names"]
     if not names:
         return [{} for _ in range(n)]
-    columns = [decode(node, n) for node in chunk["columns"]]
-    return [dict(zip(names, row, strict=True)) for row in zip(*columns, strict=True)]
+    return rows(names, [decode(node, n) for node in chunk["columns"]])
 
 
 def _restore_directory(k: Kernel, shared: dict[str, Any]) -> None:

@@ -212,6 +212,14 @@ def test_other_format_version(checkpointed, tmp_path):
     assert "checkpoint format 99" in line
 
 
+def test_a_checkpoint_of_format_1_is_refused(checkpointed, tmp_path):
+    def older(folder: Path) -> None:
+        _rewrite_manifest(folder, format=1, snapshot_format=1)
+
+    line = _damage(checkpointed, tmp_path, older)
+    assert "checkpoint format 1, but this pydiasca reads format 2" in line
+
+
 def test_damaged_manifest(checkpointed, tmp_path):
     line = _damage(checkpointed, tmp_path, lambda f: (f / MANIFEST).write_text('{"form'))
     assert "manifest.json: damaged" in line

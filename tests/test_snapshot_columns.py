@@ -186,17 +186,21 @@ def test_the_compiled_helpers_give_what_the_python_ones_give(monkeypatch, ragged
     chunks: list = []
 
     def at_end(kernel: Kernel, next_tick: int) -> bool:
-        chunks.append(list(snap.actor_chunks(kernel)))
+        encoded = list(snap.actor_chunks(kernel))
+        chunks.append((encoded, [snap._states(c) for c in encoded]))
         monkeypatch.setattr(snap, "_fields", None)
-        for name in ("_columns_c", "_flatten", "_numbers_c", "_same_item"):
+        for name in ("_columns_c", "_flatten", "_numbers_c", "_records_c", "_same_item"):
             monkeypatch.setattr(_columns, name, None)
-        chunks.append(list(snap.actor_chunks(kernel)))
+        monkeypatch.setattr(_columns, "_unflatten", None)
+        encoded = list(snap.actor_chunks(kernel))
+        chunks.append((encoded, [snap._states(c) for c in encoded]))
         return False
 
     k.at_tick_end = at_end
     k.run()
-    compiled, python = chunks
+    (compiled, states), (python, python_states) = chunks
     assert pickle.dumps(compiled) == pickle.dumps(python)
+    assert pickle.dumps(states) == pickle.dumps(python_states)
     assert ("states" in compiled[0]) == ragged
 
 
