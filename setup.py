@@ -1,7 +1,7 @@
-"""Build the optional C cores of the engine: the actors' random streams, the mail, the actor.
+"""Build the optional C cores of the engine: streams, mail, actor core, checkpoint columns.
 
 Everything else is in pyproject.toml. Without a C compiler the build goes on,
-and engine.random, engine.mail and engine.actor fall back to their Python
+and engine.random, engine.mail, engine.actor and engine._columns fall back to their Python
 references, which behave the same (the tests compare them).
 """
 
@@ -18,6 +18,7 @@ setup(
             optional=True,
         ),
         Extension("engine._mail", ["engine/_mail.c"], optional=True),
+        Extension("engine._packing", ["engine/_packing.c"], optional=True),
         Extension("engine._actor", ["engine/_actor.c"], optional=True),
     ]
 )

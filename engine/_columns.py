@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 
 try:  # the same work in C, one pass over the values each
-    from ._stream import columns as _columns_c
-    from ._stream import flatten as _flatten
-    from ._stream import numbers as _numbers_c
-    from ._stream import records as _records_c
-    from ._stream import same_item as _same_item
-    from ._stream import unflatten as _unflatten
+    from ._packing import columns as _columns_c
+    from ._packing import flatten as _flatten
+    from ._packing import numbers as _numbers_c
+    from ._packing import records as _records_c
+    from ._packing import same_item as _same_item
+    from ._packing import unflatten as _unflatten
 except ImportError:  # built without a C compiler
     _columns_c = _flatten = _numbers_c = _records_c = _same_item = _unflatten = None
 
@@ -164,7 +164,7 @@ def _containers(values: list, kind: type) -> tuple:
 
 
 def _flat(kind: type, lengths: bytes, *columns: list) -> tuple:
-    """The node of containers that ``_stream.flatten`` took apart."""
+    """The node of containers that ``_packing.flatten`` took apart."""
     counts = np.frombuffer(lengths, np.int64)
     if kind is dict:
         return ("dict", counts, _encode(columns[0]), _encode(columns[1]))
