@@ -14,7 +14,7 @@ if str(ROOT) not in sys.path:
 
 # The optional C cores of the engine (setup.py). PYDIASCA_TEST_PURE_PYTHON=1 in the
 # environment blocks them, so that the tests run on their Python references (test_pure.py).
-C_CORES = ("engine._stream", "engine._mail", "engine._actor")
+C_CORES = ("engine._stream", "engine._mail", "engine._actor", "engine._packing")
 PURE_PYTHON = "PYDIASCA_TEST_PURE_PYTHON"
 if os.environ.get(PURE_PYTHON):
     for _name in C_CORES:

@@ -1,7 +1,7 @@
 """The engine without its C cores: the Python references alone give the same results.
 
-setup.py builds three optional C cores (engine._stream, engine._mail,
-engine._actor). Where no compiler is at hand the engine runs on their Python
+setup.py builds optional C cores (engine._stream, engine._mail, engine._actor,
+engine._packing). Where no compiler is at hand the engine runs on their Python
 references, so each run here blocks the cores in a fresh interpreter and checks
 that whole models give the digests of the compiled run, and that the time-model
 tests pass.
