@@ -170,9 +170,9 @@ def _plate(backend=None, cls=HeatPlate):
 
 
 def test_add_population_takes_a_backend():
-    assert _plate("cpu")[1].backend == "cpu"
-    assert _plate("threads")[1].backend == "threads"
-    assert _plate()[1].backend in ("cpu", "threads")
+    assert _plate("cpu")[1]._backend == "cpu"
+    assert _plate("threads")[1]._backend == "threads"
+    assert _plate()[1]._backend in ("cpu", "threads")
 
 
 def test_an_unknown_backend_is_refused():
@@ -196,7 +196,7 @@ def test_a_whole_block_kernel_runs_on_cpu_only():
 
     with pytest.raises(ValueError, match="needs a cell kernel"):
         _plate("threads", Old)
-    assert _plate("cpu", Old)[1].backend == "cpu"
+    assert _plate("cpu", Old)[1]._backend == "cpu"
 
 
 @pytest.mark.parametrize("backend", ["cpu", "threads"])

@@ -91,7 +91,7 @@ def default_backend(ranks_per_node: int = 1) -> str:
     return "threads" if ranks_per_node <= 1 else "cpu"
 
 
-def ranks_per_node() -> int:
+def _ranks_per_node() -> int:
     """Ranks sharing this node, from the launcher's environment (1 when unknown)."""
     for name in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"):
         value = os.environ.get(name, "")
@@ -100,14 +100,14 @@ def ranks_per_node() -> int:
     return 1
 
 
-def check_backend(name: Any) -> str:
+def _check_backend(name: Any) -> str:
     """``name`` if it names a backend, else a ValueError listing them."""
     if name not in BACKENDS:
         raise ValueError(f"unknown backend {name!r}; use {', '.join(BACKENDS)}")
     return name
 
 
-def cuda_problem() -> str | None:
+def _cuda_problem() -> str | None:
     """Why the ``cuda`` backend cannot run here (no numba.cuda, no GPU), or None."""
     try:
         from numba import cuda
@@ -277,7 +277,7 @@ def _row_lines(plan: tuple, nargs: int, hx: int, bx: int, first: bool, indent: i
     return [pad + line for line in body]
 
 
-def aggregation_plan(names: list[str], dtypes: dict, cols: dict) -> tuple:
+def _aggregation_plan(names: list[str], dtypes: dict, cols: dict) -> tuple:
     """The plan of ``_build_loop`` for the aggregated fields (``cols`` of _Aggregates)."""
     plan = []
     for n, (col, k) in cols.items():
