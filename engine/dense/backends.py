@@ -35,7 +35,7 @@ from numba.core.registry import CPUDispatcher
 from . import rng
 
 BACKENDS = ("cpu", "threads", "cuda")
-_MIN_PARALLEL_CELLS = 1 << 16  # smaller tiles run on one thread under ``threads``
+_MIN_PARALLEL_CELLS = 1 << 20  # smaller tiles run on one thread under ``threads``
 
 
 class CellKernel:
