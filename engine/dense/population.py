@@ -193,7 +193,7 @@ class DensePopulation:
         self._aggregates = _Aggregates(decl, lay, name, transport)
         self._strips = _Strips(decl, lay, self._aggregates)
         if decl.cell:
-            self._cell_plan = backends.aggregation_plan(
+            self._cell_plan = backends._aggregation_plan(
                 decl.names, decl.dtypes, self._aggregates.cols
             )
             (ly, lx), (hy, hx), (by, bx) = lay.local_shape, lay.halo, lay.block
@@ -302,11 +302,6 @@ class DensePopulation:
             return parts
         return self._strips.run(self._cur, self._nxt, tick, self._key, args)
 
-    @property
-    def backend(self) -> str:
-        """The backend that runs this population's kernel: cpu, threads or cuda."""
-        return self._backend
-
     # --- for benchmarks and tests: the declaration as the kernel sees it -------------
     @property
     def _names(self) -> list[str]:
@@ -327,10 +322,10 @@ class DensePopulation:
 def _choose_backend(decl: _Declaration, backend: str | None) -> str:
     """The backend asked for, or the default; only cell kernels run on threads or cuda."""
     if backend is None:
-        return backends.default_backend(backends.ranks_per_node()) if decl.cell else "cpu"
-    backends.check_backend(backend)
+        return backends.default_backend(backends._ranks_per_node()) if decl.cell else "cpu"
+    backends._check_backend(backend)
     if backend == "cuda":
-        problem = backends.cuda_problem()
+        problem = backends._cuda_problem()
         if problem:
             raise ValueError(problem)
     if backend != "cpu" and not decl.cell:
