@@ -79,7 +79,7 @@ def _work_rate(spec: dict) -> dict:
         from models.phold import LP
 
         base = _settle()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         k = Kernel(tick_duration=1.0, stop_tick=ticks or MAX_TICKS, seed=spec["seed"])
         k.add_actors(LP, n, n_lps=n, record_every=RECORD_EVERY, **knobs)
         if not ticks:  # auto length: stop at the end of the tick running at the deadline
@@ -91,7 +91,7 @@ def _work_rate(spec: dict) -> dict:
 
             k.on_tick = on_tick
         stats = k.run()
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         if stats.status not in ("completed", "interrupted"):
             raise RuntimeError(f"engine run {stats.status}: {stats.failures}")
         events = stats.messages
@@ -104,11 +104,11 @@ def _work_rate(spec: dict) -> dict:
         from _simpy_phold import FORMS as SIMPY_FORMS
 
         base = _settle()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         env, counts = SIMPY_FORMS[form](n, seed=spec["seed"], **knobs)
         t1 = time.perf_counter()
         env.run(until=ticks)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         run_s = time.perf_counter() - t1
         events = sum(counts)
     return {
@@ -117,7 +117,9 @@ def _work_rate(spec: dict) -> dict:
         "events": events,
         "wall_s": wall,
         "run_s": run_s,
+        "cpu_s": cpu,
         "events_per_s": events / wall if wall > 0 else float("nan"),
+        "events_per_cpu_s": events / cpu if cpu > 0 else float("nan"),
         "base_rss": base,
         "peak_rss": _rss_peak(),
     }
@@ -260,6 +262,19 @@ def _rates(args: argparse.Namespace) -> list[dict]:
         )
         if eng["mean"] == 1.0 and not eng["events"] == proc["events"] == cb["events"]:
             print("  WARNING: with mean 1.0 the event counts should be identical")
+    print()
+    # On a shared machine a process waits for a core: its CPU time moves less than its
+    # wall time with the load, so this second table is the steadier of the two.
+    print("the same ratios over CPU seconds (this process's; steadier on a busy machine)")
+    print(head)
+    print("-" * len(head))
+    for i in range(0, len(rows), len(FORMS)):
+        eng, proc, cb = rows[i : i + len(FORMS)]
+        print(
+            f"{eng['lps']:>8} {eng['mean']:>5.2f}  "
+            f"{eng['events_per_cpu_s'] / proc['events_per_cpu_s']:>21.2f} "
+            f"{eng['events_per_cpu_s'] / cb['events_per_cpu_s']:>23.2f}"
+        )
     print()
     return rows
 
