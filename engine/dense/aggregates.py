@@ -53,6 +53,7 @@ class _Aggregates:
         "_region_cells",
         "_watch_keys",
         "_holders",
+        "_plan",
         "_visible",
         "pending",
         "_declared",
@@ -83,6 +84,7 @@ class _Aggregates:
             self._region_cells[r] = n
         self._watch_keys = np.empty(0, np.int64)  # field index * cells + flat index, sorted
         self._holders: dict[int, set[int]] = {}  # watched key -> AAIs of the actors watching it
+        self._plan: tuple | None = None  # (keys, _KeyPlan) of the last watched set seen
         self._visible: tuple | None = None  # (total, byreg, {key: value}) of the previous tick
         self.pending: tuple | None = None  # the same, of the last update
         self._declared = False
@@ -156,6 +158,16 @@ class _Aggregates:
 
     def watched_values(self, keys: np.ndarray, bufs: dict[str, np.ndarray]) -> np.ndarray:
         """Values of the watched cells (``keys``) that lie in this tile, in key order."""
+        if self._plan is not None and keys is self._plan[0]:
+            plan = self._plan[1]
+            out = np.empty(plan.n_mine, np.float64)
+            lay = self._layout
+            (hy, hx), (y0, _, x0, _) = lay.halo, lay.tile
+            for name, ys, xs, slots in plan.local:
+                vals = np.empty(ys.size, np.float64)
+                nb.gather_values(bufs[name], hy, hx, y0, x0, ys, xs, vals)
+                out[slots] = vals
+            return out
         lay, decl = self._layout, self._decl
         fidx, flat = np.divmod(keys, decl.cells)
         ys, xs = np.divmod(flat, decl.gshape[1])
@@ -173,6 +185,12 @@ class _Aggregates:
     def _owners_of(self, keys: np.ndarray) -> np.ndarray:
         ys, xs = np.divmod(keys % self._decl.cells, self._decl.gshape[1])
         return self._layout.owners(ys, xs)
+
+    def _key_plan(self, keys: np.ndarray) -> _KeyPlan:
+        """The plan of the watched set ``keys``: computed once per change of the set."""
+        if self._plan is None or keys is not self._plan[0]:
+            self._plan = (keys, _KeyPlan(self, keys))
+        return self._plan[1]
 
     # --- every rank's share, combined ---------------------------------------------
     def gather(
@@ -193,9 +211,13 @@ class _Aggregates:
         """
         lay = self._layout
         size, width = lay.size, self._width
-        own_keys, own_new = self._owners_of(keys), self._owners_of(new_keys)
-        n_keys = np.bincount(own_keys, minlength=size)
-        n_new = np.bincount(own_new, minlength=size)
+        plan = self._key_plan(keys)
+        n_keys = plan.counts
+        if new_keys.size:
+            own_new = self._owners_of(new_keys)
+            n_new = np.bincount(own_new, minlength=size)
+        else:
+            own_new, n_new = new_keys, np.zeros(size, np.int64)
         if failed:
             parts = np.zeros((self._nlocal_blocks, width))
             latest = np.zeros(int(n_keys[lay.rank]))
@@ -215,13 +237,14 @@ class _Aggregates:
             ids = self._owned_blocks[r]
             o = 1 + ids.size * width
             partials[ids] = m[1:o].reshape(ids.size, width)
-            latest_vals[own_keys == r] = m[o : o + n_keys[r]]
+            latest_vals[plan.slots[r]] = m[o : o + n_keys[r]]
             o += n_keys[r]
-            new_values[own_new == r] = m[o : o + n_new[r]]
+            if n_new[r]:
+                new_values[own_new == r] = m[o : o + n_new[r]]
         total, byreg = nb.combine(
             partials, self._block_region, self._decl.region_count, self._kinds
         )
-        latest_map = dict(zip(keys.tolist(), latest_vals.tolist(), strict=True))
+        latest_map = _Watched(plan.index, latest_vals)
         new_map = dict(zip(new_keys.tolist(), new_values.tolist(), strict=True))
         return (total, byreg, latest_map, new_map), []
 
@@ -254,6 +277,8 @@ class _Aggregates:
                 if not holders[key]:
                     del holders[key]
         keys = np.array(sorted(holders), dtype=np.int64)
+        if np.array_equal(keys, self._watch_keys):  # the same set: keep its plan
+            return self._watch_keys, np.empty(0, np.int64)
         return keys, np.setdiff1d(keys, self._watch_keys)
 
     def settle(self, got: tuple, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -263,8 +288,10 @@ class _Aggregates:
         at the end of t-1 joins the visible snapshot. Returns (total, byreg).
         """
         total, byreg, latest, new = got
-        gone = set(np.setdiff1d(self._watch_keys, keys).tolist())
-        self._watch_keys = keys
+        gone: set[int] = set()
+        if keys is not self._watch_keys:  # the set changed since the last tick
+            gone = set(np.setdiff1d(self._watch_keys, keys).tolist())
+            self._watch_keys = keys
         if new or gone:  # an unwatched cell is unreadable from the next tick on, too
             seen = {k: v for k, v in self._visible[2].items() if k not in gone}
             self._visible = (*self._visible[:2], {**seen, **new})
@@ -380,6 +407,61 @@ class _Aggregates:
                 f"population {self._name!r} has regions 0 to {count - 1}; got {region!r}"
             )
         return byreg[region], int(self._region_cells[region])
+
+
+class _KeyPlan:
+    """What a watched set needs each tick, worked out once per change of the set.
+
+    ``index``: key -> slot in key order; ``counts``/``slots``: per rank, how many
+    keys it holds and their slots; ``local``: per field of this tile, the field,
+    local rows and columns and their slots among this rank's keys.
+    """
+
+    __slots__ = ("index", "counts", "slots", "local", "n_mine")
+
+    def __init__(self, aggs: _Aggregates, keys: np.ndarray) -> None:
+        lay, decl = aggs._layout, aggs._decl
+        self.index = {k: i for i, k in enumerate(keys.tolist())}
+        owners = aggs._owners_of(keys)
+        self.counts = np.bincount(owners, minlength=lay.size)
+        self.slots = [np.flatnonzero(owners == r) for r in range(lay.size)]
+        fidx, flat = np.divmod(keys, decl.cells)
+        ys, xs = np.divmod(flat, decl.gshape[1])
+        mine = owners == lay.rank
+        self.n_mine = int(mine.sum())
+        self.local = []
+        for fi in np.unique(fidx[mine]):
+            sel = mine & (fidx == fi)
+            slots = np.flatnonzero(sel[mine])
+            self.local.append((decl.names[fi], ys[sel], xs[sel], slots))
+
+
+class _Watched:
+    """The watched cells' values of one tick, read like a dict: no dict built per tick."""
+
+    __slots__ = ("_index", "_values")
+
+    def __init__(self, index: dict[int, int], values: np.ndarray) -> None:
+        self._index, self._values = index, values
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._index
+
+    def __getitem__(self, key: int) -> float:
+        return float(self._values[self._index[key]])
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def items(self) -> Any:
+        values = self._values.tolist()
+        return ((k, values[i]) for k, i in self._index.items())
+
+    def __getstate__(self) -> tuple:
+        return self._index, self._values
+
+    def __setstate__(self, state: tuple) -> None:
+        self._index, self._values = state
 
 
 __all__: list[str] = []  # a unit of DensePopulation, wired by population.py; nothing public
