@@ -158,6 +158,8 @@ class _Aggregates:
 
     def watched_values(self, keys: np.ndarray, bufs: dict[str, np.ndarray]) -> np.ndarray:
         """Values of the watched cells (``keys``) that lie in this tile, in key order."""
+        if not keys.size:  # no cell newly watched: the usual case
+            return np.empty(0, np.float64)
         if self._plan is not None and keys is self._plan[0]:
             plan = self._plan[1]
             out = np.empty(plan.n_mine, np.float64)
