@@ -13,12 +13,18 @@ setup(
         Extension(
             "engine._stream",
             ["engine/_stream.c"],
+            depends=["engine/_buffers.h"],
             extra_compile_args=["-ffp-contract=off"],
             libraries=["m"],
             optional=True,
         ),
         Extension("engine._mail", ["engine/_mail.c"], optional=True),
-        Extension("engine._packing", ["engine/_packing.c"], optional=True),
+        Extension(
+            "engine._packing",
+            ["engine/_packing.c"],
+            depends=["engine/_buffers.h"],
+            optional=True,
+        ),
         Extension("engine._actor", ["engine/_actor.c"], optional=True),
     ]
 )

@@ -250,32 +250,29 @@ def _rates(args: argparse.Namespace) -> list[dict]:
                 )
     print()
     head = f"{'LPs':>8} {'mean':>5}  {'engine/simpy-process':>21} {'engine/simpy-callbacks':>23}"
-    print("ratios of events/s (> 1: the engine is faster)")
-    print(head)
-    print("-" * len(head))
-    for i in range(0, len(rows), len(FORMS)):
-        eng, proc, cb = rows[i : i + len(FORMS)]
-        print(
-            f"{eng['lps']:>8} {eng['mean']:>5.2f}  "
-            f"{eng['events_per_s'] / proc['events_per_s']:>21.2f} "
-            f"{eng['events_per_s'] / cb['events_per_s']:>23.2f}"
-        )
-        if eng["mean"] == 1.0 and not eng["events"] == proc["events"] == cb["events"]:
-            print("  WARNING: with mean 1.0 the event counts should be identical")
-    print()
     # On a shared machine a process waits for a core: its CPU time moves less than its
-    # wall time with the load, so this second table is the steadier of the two.
-    print("the same ratios over CPU seconds (this process's; steadier on a busy machine)")
-    print(head)
-    print("-" * len(head))
-    for i in range(0, len(rows), len(FORMS)):
-        eng, proc, cb = rows[i : i + len(FORMS)]
-        print(
-            f"{eng['lps']:>8} {eng['mean']:>5.2f}  "
-            f"{eng['events_per_cpu_s'] / proc['events_per_cpu_s']:>21.2f} "
-            f"{eng['events_per_cpu_s'] / cb['events_per_cpu_s']:>23.2f}"
-        )
-    print()
+    # wall time with the load, so the second table is the steadier of the two.
+    tables = [
+        ("events_per_s", "ratios of events/s (> 1: the engine is faster)"),
+        (
+            "events_per_cpu_s",
+            "the same ratios over CPU seconds (this process's; steadier on a busy machine)",
+        ),
+    ]
+    for key, title in tables:
+        print(title)
+        print(head)
+        print("-" * len(head))
+        for i in range(0, len(rows), len(FORMS)):
+            eng, proc, cb = rows[i : i + len(FORMS)]
+            print(
+                f"{eng['lps']:>8} {eng['mean']:>5.2f}  "
+                f"{eng[key] / proc[key]:>21.2f} {eng[key] / cb[key]:>23.2f}"
+            )
+            if key == "events_per_s" and eng["mean"] == 1.0:
+                if not eng["events"] == proc["events"] == cb["events"]:
+                    print("  WARNING: with mean 1.0 the event counts should be identical")
+        print()
     return rows
 
 

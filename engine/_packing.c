@@ -8,17 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
-static int writable(PyObject *obj, Py_buffer *view, Py_ssize_t bytes)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
-        return -1;
-    if (view->len < bytes) {
-        PyBuffer_Release(view);
-        PyErr_SetString(PyExc_ValueError, "an output buffer is too small");
-        return -1;
-    }
-    return 0;
-}
+#include "_buffers.h"
 
 /* same_item(dicts, name, value): whether every dict of the list maps name to value itself
  * (the same object); KeyError when one lacks name. */

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <structmember.h>
 
+#include "_buffers.h"
+
 #define GOLDEN 0x9E3779B97F4A7C15ULL
 #define M1 0xBF58476D1CE4E5B9ULL
 #define M2 0x94D049BB133111EBULL
@@ -213,18 +215,6 @@ static Py_ssize_t slot_offset(PyObject *descr, PyTypeObject **owner, int *type)
     }
     *owner = PyDescr_TYPE(m);
     return m->d_member->offset;
-}
-
-static int writable(PyObject *obj, Py_buffer *view, Py_ssize_t bytes)
-{
-    if (PyObject_GetBuffer(obj, view, PyBUF_WRITABLE | PyBUF_C_CONTIGUOUS) < 0)
-        return -1;
-    if (view->len < bytes) {
-        PyBuffer_Release(view);
-        PyErr_SetString(PyExc_ValueError, "an output buffer is too small");
-        return -1;
-    }
-    return 0;
 }
 
 /* fields(actors, slots, aai, key, count, ncreated, terminating, dicts): for every actor
