@@ -159,10 +159,13 @@ def test_shipped_small_scenarios_keep_their_digest_on_threads(tmp_path, scenario
 # --- choosing ------------------------------------------------------------------------------
 
 
-def test_the_default_is_cpu_until_threads_is_measured_faster():
-    """Issue 12 asks for threads on one rank; on the shared 2-core machine it was not faster."""
-    assert default_backend(1) == "cpu"
+def test_the_default_is_threads_alone_on_a_node_and_cpu_when_ranks_share_it(monkeypatch):
+    assert default_backend(1) == "threads"
     assert default_backend(4) == "cpu"
+    for name in ("OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS", "SLURM_NTASKS_PER_NODE"):
+        monkeypatch.delenv(name, raising=False)
+    assert _plate()[1]._backend == "threads"
+    monkeypatch.setenv("MPI_LOCALNRANKS", "2")
     assert _plate()[1]._backend == "cpu"
 
 

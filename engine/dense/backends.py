@@ -90,15 +90,13 @@ def cell_kernel(fn: Any) -> CellKernel:
 
 
 def default_backend(ranks_per_node: int = 1) -> str:
-    """``cpu``: ask for ``threads`` (or ``cuda``) explicitly.
+    """``threads`` when a rank has its node to itself, ``cpu`` when ranks share it.
 
-    Issue 12 asks for ``threads`` by default on one rank per node. On the 2-core
-    development machine, shared with other work, ``threads`` was not reliably
-    faster (heat 0.85-0.93x of ``cpu``, epidemic 1.2-1.7x, whole ticks, measured
-    in one process in turn), so the default stays ``cpu`` until it is measured
-    on an idle many-core machine (benchmarks/device_dense.sh).
+    Ranks that share a node already share its cores: threads in each would only
+    compete for them. On an idle 2-core machine ``threads`` runs a whole tick of
+    heat and epidemic at 1.6-1.85x ``cpu`` (benchmarks/README.md).
     """
-    return "cpu"
+    return "threads" if ranks_per_node <= 1 else "cpu"
 
 
 def _ranks_per_node() -> int:
