@@ -6,8 +6,10 @@ one process or under that environment's ``mpiexec``; rank 0 prints one line,
 
 The model, written with Repast4Py's documented API: a ``Person`` agent per
 network node, in a ``SharedContext``; the network comes from a network
-description file read by ``repast4py.network.read_network``, with node i on
-rank i mod R; a repeating event at ticks 1, 2, ... of the shared schedule.
+description file read by ``repast4py.network.read_network``, with the nodes
+cut into R runs of consecutive nodes (``--partition block``, the default) or
+node i on rank i mod R (``round-robin``); a repeating event at ticks 1, 2,
+... of the shared schedule.
 
 Each tick, every person who knows the rumour tells each neighbour who does
 not with probability p. Ranks only change the state of their own agents, so
@@ -71,15 +73,21 @@ def restore_person(data: tuple) -> Person:
     return Person(nid, rank, informed)
 
 
-def write_network_file(npz: Path, path: Path, ranks: int) -> None:
-    """Repast4Py's network description: 'name 0', 'id type rank' lines, EDGES, 'u v' lines."""
+def write_network_file(npz: Path, path: Path, ranks: int, partition: str) -> None:
+    """Repast4Py's network description: 'name 0', 'id type rank' lines, EDGES, 'u v' lines.
+
+    ``block`` gives rank r the r-th run of consecutive nodes, so only the
+    rewired edges cross ranks (the ring's neighbours are consecutive);
+    ``round-robin`` puts node i on rank i mod R, so nearly every edge crosses.
+    """
     with np.load(npz) as data:
         edges = data["edges"]
         n = len(data["indptr"]) - 1
     ids = np.arange(n)
+    owner = ids * ranks // n if partition == "block" else ids % ranks
     with open(path, "w") as f:
         f.write(f"{NETWORK} 0\n")
-        np.savetxt(f, np.stack([ids, np.zeros(n, dtype=int), ids % ranks], axis=1), fmt="%d")
+        np.savetxt(f, np.stack([ids, np.zeros(n, dtype=int), owner], axis=1), fmt="%d")
         f.write("EDGES\n")
         np.savetxt(f, edges, fmt="%d")
 
@@ -154,14 +162,15 @@ def main() -> None:
     p.add_argument("--ticks", type=int, required=True)
     p.add_argument("--seed", type=int, required=True)
     p.add_argument("--probability", type=float, required=True)
+    p.add_argument("--partition", choices=("block", "round-robin"), default="block")
     args = p.parse_args()
 
     comm = MPI.COMM_WORLD
     rank, ranks = comm.Get_rank(), comm.Get_size()
     base = _rss_now()
-    network_file = args.work / f"repast-network-{ranks}.txt"
+    network_file = args.work / f"repast-network-{ranks}-{args.partition}.txt"
     if rank == 0:
-        write_network_file(args.network, network_file, ranks)
+        write_network_file(args.network, network_file, ranks, args.partition)
     with np.load(args.network) as data:
         seeds = data["seeds"].tolist()
     random.init(args.seed + rank)

@@ -17,8 +17,13 @@ node that knows it tells each neighbour that does not, with probability 0.1.
   environment (``--setup`` creates it; Repast4Py is never a pydiasca
   dependency), and that environment's ``mpiexec`` for 2 ranks.
 
-Both engines place node i on rank i mod R (pydiasca's default round-robin
-placement; Repast4Py's network file is written with the same assignment).
+Placement on several ranks: pydiasca keeps its default round-robin placement
+(node i on rank i mod R, so nearly every edge of the ring crosses ranks).
+Repast4Py gets the better layout a user would pick for a ring: R runs of
+consecutive nodes, so only rewired edges cross (``--peer-partition block``,
+the default). With ``--peer-partition round-robin`` it gets pydiasca's
+assignment instead; its ghost synchronisation then makes the 2-rank run last
+many minutes.
 Every measurement runs in a fresh process. See benchmarks/README.md.
 
     python benchmarks/spread.py --setup       # create benchmarks/.venv-repast4py (once)
@@ -315,11 +320,11 @@ def run_pydiasca(ranks: int, scenario: Path, work: Path, ticks: int) -> dict:
     return _result(cmd, env)
 
 
-def run_repast(ranks: int, net: dict, work: Path, ticks: int, seed: int) -> dict:
+def run_repast(ranks: int, net: dict, work: Path, ticks: int, seed: int, partition: str) -> dict:
     python = str(PEER_VENV / "bin" / "python")
     cmd = [*_mpiexec(python, ranks), python, str(PEER_SCRIPT), "--network", net["path"]]
     cmd += ["--work", str(work), "--ticks", str(ticks), "--seed", str(seed)]
-    cmd += ["--probability", str(PROBABILITY)]
+    cmd += ["--probability", str(PROBABILITY), "--partition", partition]
     return _result(cmd)
 
 
@@ -435,6 +440,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="2,000 nodes, 50 ticks (the smoke test)")
     p.add_argument("--no-peer", action="store_true", help="run the pydiasca side only")
     p.add_argument("--setup", action="store_true", help=f"create {PEER_VENV.name} and exit")
+    p.add_argument(
+        "--peer-partition",
+        choices=("block", "round-robin"),
+        default="block",
+        help="Repast4Py's node-to-rank assignment (block)",
+    )
     p.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--scenario", help=argparse.SUPPRESS)
@@ -462,6 +473,10 @@ def main(argv: list[str] | None = None) -> int:
         f"Python {platform.python_version()}, {os.cpu_count()} CPUs; pydiasca revision "
         f"{_revision()}"
     )
+    print(
+        "placement on several ranks: pydiasca round robin; Repast4Py "
+        + ("runs of consecutive nodes" if args.peer_partition == "block" else "round robin")
+    )
     if not peer and not args.no_peer:
         print(SETUP_HINT)
     print()
@@ -478,7 +493,9 @@ def main(argv: list[str] | None = None) -> int:
         for ranks in args.ranks:
             runs.append(run_pydiasca(ranks, scenario, work, args.ticks))
             if peer:
-                runs.append(run_repast(ranks, net, work, args.ticks, args.seed))
+                runs.append(
+                    run_repast(ranks, net, work, args.ticks, args.seed, args.peer_partition)
+                )
     print("build s: pydiasca's tick 0 (nodes built, seeds told); Repast4Py's read_network")
     print("run s: the ticks after that, as far as the engine goes (pydiasca stops when no")
     print("node plans a tick); active s: up to the last tick with a node still spreading")
@@ -501,6 +518,7 @@ def main(argv: list[str] | None = None) -> int:
             "ticks": args.ticks,
             "seed": args.seed,
             "network": net,
+            "peer_partition": args.peer_partition,
             "pydiasca_ranks_agree": same,
             "runs": runs,
         }
