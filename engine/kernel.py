@@ -153,6 +153,9 @@ class Kernel:
         self._notices: list[tuple[int, int, Any]] = []  # (creator, created, tag) next diasca
         self._changed = False  # a termination was declared this diasca
         self._interrupted = False
+        self._frozen = False  # gc.freeze done for this run (engine.kernel.Kernel.run)
+        self._gc_thresholds = gc.get_threshold()  # the collector's, restored after a run
+        self._young = 0  # the young generation's threshold during a run
         self._current: tuple[int, str] = (0, "engine")  # where a model failure happened
         self._shuffle = (
             _pyrandom.Random(run_order_seed).shuffle if run_order_seed is not None else None
@@ -258,16 +261,29 @@ class Kernel:
     def run(self) -> RunStats:
         """Run until stop_tick, until nothing is planned, or until a failure."""
         # Actors are long-lived and numerous: keep the cyclic garbage collector
-        # off them (gc.freeze after they are built) and let it run less often: every
-        # message allocates two tuples, and a young collection every 10,000 of them
-        # cost about 6% of a run of small messages (callgrind, Boltzmann wealth).
+        # off them (gc.freeze after they are built) and let it run less often. A young
+        # collection walks every container made since the last one, and a diasca makes
+        # containers in proportion to the actors (the models' plans, lists, messages):
+        # at a fixed threshold, a large population paid a collection per tick over all
+        # of them (a fifth of a PHOLD run at 10^5 LPs; at every 10,000 allocations, 6%
+        # of a run of small messages). So the young generation holds at least 100,000
+        # objects, and two per actor (_young_limit).
         thresholds = gc.get_threshold()
-        gc.set_threshold(max(thresholds[0], 100_000), thresholds[1], thresholds[2])
+        self._gc_thresholds = thresholds
+        self._young = 0
+        self._young_limit(len(self._actors) - 1)
         try:
             return self._run()
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+
+    def _young_limit(self, actors: int) -> None:
+        """Raise the young generation's threshold to two objects per actor (see run)."""
+        young = max(self._gc_thresholds[0], 100_000, 2 * actors)
+        if young > self._young:
+            self._young = young
+            gc.set_threshold(young, *self._gc_thresholds[1:])
 
     def _run(self) -> RunStats:
         stats = self.stats
@@ -277,7 +293,7 @@ class Kernel:
         tick, diasca = self._resume_tick or 0, 0
         stats.ticks += 1
         row = _TickRow(tick, start, stats.messages)
-        frozen, mail = False, self._mail
+        self._frozen, mail = False, self._mail
         hot = self._hot
         while True:
             self.tick = hot.tick = tick
@@ -285,12 +301,9 @@ class Kernel:
             stats.diascas += 1
             t0 = clock()
             failure = self._run_diasca(tick, diasca)
-            if not frozen:
-                # The initial actors are built: keep them out of every later collection.
-                # Only once: freezing after later diascas would also freeze the garbage
-                # cycles made meanwhile, until the end of the run.
+            if not self._frozen:  # a run with no initial actors to build (see _construct)
                 gc.freeze()
-                frozen = True
+                self._frozen = True
             outgoing = mail.take_outbox()
             crossing = sum(map(len, outgoing.values()))
             row.sent += crossing + len(mail.inbox) + mail.extra
@@ -329,6 +342,8 @@ class Kernel:
                 continue
             # The tick is over: the last diasca was quiet everywhere.
             self._remove_terminated()
+            if 2 * self._alive > self._young:
+                self._young_limit(self._alive)
             row.close(self, t3)
             nxt = decision.next_tick
             if decision.interrupt:
@@ -446,6 +461,13 @@ class Kernel:
             self._build(block.cls, mine, block.kwargs, shared, fresh)
             built.append(mine)
         self._initial = []
+        if built and not self._frozen:
+            # The initial actors are built: keep them out of every later collection, from
+            # now on (their on_first_diasca would otherwise start a young collection that
+            # walks them all). Only once: freezing later would also freeze the garbage
+            # cycles made meanwhile, until the end of the run.
+            gc.freeze()
+            self._frozen = True
         if built and self.check_sharing:
             self.shared = shared_by_initial(self._actors, built)
         for aai, cls, kwargs in self._born:
