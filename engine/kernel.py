@@ -18,14 +18,13 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from operator import itemgetter
 from typing import Any
 
 from .actor import Actor, _Hot, call_failed, signature_hint
 from .agenda import Agenda
 from .directory import Directory
 from .errors import MessageError, SimulationError
-from .mail import Mail, _py_deliver, deliver
+from .mail import Mail, _by_sender, _py_deliver, deliver
 from .portable import PLAIN_TYPES, check_creation, check_message, describe, users_interrupt
 from .probes import ProbeStore
 from .random import Random, stream_keys
@@ -78,7 +77,6 @@ def _immutable(value: Any) -> bool:
     return False
 
 
-_sender = itemgetter(0)  # of an InboxEntry
 _LOOP_CODE = _py_deliver.__code__  # a handler's call fails in this frame, or in _deliver's (C)
 
 
@@ -143,7 +141,7 @@ class Kernel:
         # What the compiled actor core reads without a lookup; its tick follows self.tick.
         self._hot = _Hot(self.agenda, self.post)
         self._deliver_loop = deliver  # engine.mail: the C loop, or its Python twin
-        self._sort_key = _sender if mode != "fastest" else None  # several messages: by sender
+        self._sort_key = _by_sender if mode != "fastest" else None  # several messages: by sender
         self._creations: list = []
         self._terminating: list[Actor] = []
         self._ends: list[int] = []  # AAIs that called terminate() this diasca, to report
