@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from .actor import Actor, _Hot, call_failed, signature_hint
+from .actor import Actor, _act, _Hot, call_failed, signature_hint
 from .agenda import Agenda
 from .directory import Directory
 from .errors import MessageError, SimulationError
@@ -151,7 +151,6 @@ class Kernel:
         self._notices: list[tuple[int, int, Any]] = []  # (creator, created, tag) next diasca
         self._changed = False  # a termination was declared this diasca
         self._interrupted = False
-        self._frozen = False  # gc.freeze done for this run (engine.kernel.Kernel.run)
         self._gc_thresholds = gc.get_threshold()  # the collector's, restored after a run
         self._young = 0  # the young generation's threshold during a run
         self._current: tuple[int, str] = (0, "engine")  # where a model failure happened
@@ -291,7 +290,7 @@ class Kernel:
         tick, diasca = self._resume_tick or 0, 0
         stats.ticks += 1
         row = _TickRow(tick, start, stats.messages)
-        self._frozen, mail = False, self._mail
+        first, mail = True, self._mail
         hot = self._hot
         while True:
             self.tick = hot.tick = tick
@@ -299,9 +298,13 @@ class Kernel:
             stats.diascas += 1
             t0 = clock()
             failure = self._run_diasca(tick, diasca)
-            if not self._frozen:  # a run with no initial actors to build (see _construct)
+            if first:
+                # The initial actors are built and have run on_first_diasca: keep them,
+                # and what they made, out of every later collection (see also _construct).
+                # Only once: freezing after later diascas would also freeze the garbage
+                # cycles made meanwhile, until the end of the run.
                 gc.freeze()
-                self._frozen = True
+                first = False
             outgoing = mail.take_outbox()
             crossing = sum(map(len, outgoing.values()))
             row.sent += crossing + len(mail.inbox) + mail.extra
@@ -377,6 +380,7 @@ class Kernel:
         inbox, count = self._mail.take()  # what was sent last diasca; new sends wait
         self.stats.messages += count
         aai, handler = 0, "engine"
+        where = [0]  # the AAI whose act_spontaneous failed
         try:
             if diasca == 0 and self._populations:
                 # Before any actor: reads during tick t see the end of tick t-1, and
@@ -403,8 +407,7 @@ class Kernel:
                     planned = sorted(planned)
                     self._shuffle(planned)
                 self.stats.spontaneous += len(planned)
-                for aai in planned:
-                    actors[aai].act_spontaneous()
+                _act(planned, actors, where)  # engine.actor: the C loop, or its Python twin
             if inbox:
                 handler = "messages"
                 self._deliver(inbox, tick, diasca)
@@ -413,6 +416,8 @@ class Kernel:
                 raise
             if handler in ("__init__", "messages"):
                 aai, handler = self._current
+            elif handler == "act_spontaneous":
+                aai = where[0]
             return Failure(
                 aai=aai,
                 class_name=self.class_of(aai).__name__ if aai > 0 else "?",
@@ -459,13 +464,10 @@ class Kernel:
             self._build(block.cls, mine, block.kwargs, shared, fresh)
             built.append(mine)
         self._initial = []
-        if built and not self._frozen:
-            # The initial actors are built: keep them out of every later collection, from
-            # now on (their on_first_diasca would otherwise start a young collection that
-            # walks them all). Only once: freezing later would also freeze the garbage
-            # cycles made meanwhile, until the end of the run.
+        if built:
+            # The initial actors are built: out of every later collection from now on,
+            # or their on_first_diasca could start a young collection that walks them all.
             gc.freeze()
-            self._frozen = True
         if built and self.check_sharing:
             self.shared = shared_by_initial(self._actors, built)
         for aai, cls, kwargs in self._born:
