@@ -38,6 +38,11 @@ try:  # the same work in C, one pass over the values each
     from ._packing import unflatten as _unflatten
 except ImportError:  # built without a C compiler
     _columns_c = _flatten = _numbers_c = _records_c = _same_item = _unflatten = None
+try:  # instances' attributes without their __dict__ (see _packing.c), in C only
+    from ._packing import attributes as _attributes_c
+    from ._packing import names as _names_c
+except ImportError:
+    _attributes_c = _names_c = None
 
 _SCALARS = frozenset({str, bytes, type(None), int, float, bool, complex})
 _NUMBERS = {int: ("i8", np.int64), float: ("f8", np.float64), bool: ("b1", np.bool_)}
@@ -73,21 +78,38 @@ def encode_states(states: list) -> tuple[list, list] | None:
     names = list(states[0])
     if _columns_c is not None:
         found = _columns_c(states, tuple(names))
-        if found is None:
-            return None
-        nodes = []
-        for column, same in zip(*found, strict=True):
-            if same and type(column[0]) in _SCALARS:
-                nodes.append(("same", column[0]))
-            else:
-                nodes.append(encode(column))
-        return names, nodes
+        return None if found is None else (names, _nodes(*found))
     if set(map(type, states)) != {dict} or set(map(len, states)) != {len(names)}:
         return None
     try:
         return names, [encode_item(states, name) for name in names]
     except KeyError:  # not the same attributes in every actor
         return None
+
+
+def encode_attributes(actors: list) -> tuple[list, list] | None:
+    """``encode_states`` of the actors' ``__dict__``s, all of one class.
+
+    Compiled on CPython 3.11, the attributes are read where the instances keep
+    them, without building a ``__dict__`` for each: one built there makes every
+    later attribute access of its actor slower, for the rest of the run.
+    """
+    if _attributes_c is None or _names_c is None:
+        return encode_states([a.__dict__ for a in actors])
+    names = _names_c(actors[0])
+    found = _attributes_c(actors, tuple(names))
+    return None if found is None else (names, _nodes(*found))
+
+
+def _nodes(columns: list[list], same: tuple[bool, ...]) -> list:
+    """The node of each column that ``_packing.columns`` or ``attributes`` gathered."""
+    nodes = []
+    for column, alike in zip(columns, same, strict=True):
+        if alike and type(column[0]) in _SCALARS:
+            nodes.append(("same", column[0]))
+        else:
+            nodes.append(encode(column))
+    return nodes
 
 
 def encode_item(states: list[dict], name: str) -> tuple:

@@ -10,6 +10,93 @@
 
 #include "_buffers.h"
 
+/* --- an instance's own attributes, read without building its __dict__ ------------------
+ *
+ * On CPython 3.11 an instance keeps its attributes in a values array next to it, keyed by
+ * its class's shared keys, until something asks for its __dict__: that builds a dict, and
+ * from then on every attribute access of the instance takes a slower path (the specializing
+ * interpreter's instance-value fast path no longer applies). A checkpoint reading each
+ * actor's __dict__ made every later tick of PHOLD 20 to 35% slower. So on 3.11 the
+ * attributes are read from the values array, with the interpreter's own layout
+ * (Include/internal): `order` is the insertion order kept before the values, as dict
+ * iteration uses it. Other versions read the __dict__ (3.13 keeps the fast path with a
+ * dict; 3.12 is not handled yet). */
+#if PY_VERSION_HEX >= 0x030B0000 && PY_VERSION_HEX < 0x030C0000
+#define INSTANCE_VALUES 1
+#ifndef Py_BUILD_CORE
+#define Py_BUILD_CORE 1
+#endif
+#include "internal/pycore_dict.h"
+
+typedef struct {
+    PyObject *me_key;
+    PyObject *me_value;
+} unicode_entry; /* PyDictUnicodeEntry: the entries of split keys */
+
+/* The split keys shared by the instances of ``tp``, or NULL when it has none. */
+static PyDictKeysObject *shared_keys(PyTypeObject *tp)
+{
+    if (!(tp->tp_flags & Py_TPFLAGS_MANAGED_DICT) || !(tp->tp_flags & Py_TPFLAGS_HEAPTYPE))
+        return NULL;
+    PyDictKeysObject *keys = ((PyHeapTypeObject *)tp)->ht_cached_keys;
+    if (keys == NULL || keys->dk_kind != DICT_KEYS_SPLIT)
+        return NULL;
+    return keys;
+}
+
+static unicode_entry *entries_of(PyDictKeysObject *keys)
+{
+    return (unicode_entry *)(keys->dk_indices + ((size_t)1 << keys->dk_log2_index_bytes));
+}
+
+/* The instance's values array, or NULL when its dict was built (or it has none). */
+static PyObject **values_of(PyObject *obj)
+{
+    PyDictValues *values = *(((PyDictValues **)obj) - 4);
+    return values == NULL ? NULL : values->values;
+}
+
+/* How many attributes the values array holds, and the index of the k-th inserted one. */
+static Py_ssize_t values_count(PyObject **values) { return ((uint8_t *)values)[-2]; }
+static Py_ssize_t values_order(PyObject **values, Py_ssize_t k)
+{
+    return ((uint8_t *)values)[-3 - k];
+}
+#endif
+
+/* names(obj): the names of an instance's own attributes in the order its __dict__ would
+ * give them, without building the __dict__ where it is not built yet (3.11). */
+static PyObject *names(PyObject *module, PyObject *obj)
+{
+#ifdef INSTANCE_VALUES
+    PyDictKeysObject *keys = shared_keys(Py_TYPE(obj));
+    PyObject **values = keys != NULL ? values_of(obj) : NULL;
+    if (values != NULL) {
+        Py_ssize_t m = values_count(values);
+        PyObject *out = PyList_New(m);
+        if (out == NULL)
+            return NULL;
+        unicode_entry *entries = entries_of(keys);
+        for (Py_ssize_t k = 0; k < m; k++) {
+            Py_ssize_t ix = values_order(values, k);
+            if (ix >= keys->dk_nentries || entries[ix].me_key == NULL) {
+                Py_DECREF(out);
+                PyErr_SetString(PyExc_RuntimeError, "an instance's values are not as expected");
+                return NULL;
+            }
+            PyList_SET_ITEM(out, k, Py_NewRef(entries[ix].me_key));
+        }
+        return out;
+    }
+#endif
+    PyObject *d = PyObject_GenericGetDict(obj, NULL);
+    if (d == NULL)
+        return NULL;
+    PyObject *out = PyDict_Keys(d);
+    Py_DECREF(d);
+    return out;
+}
+
 /* same_item(dicts, name, value): whether every dict of the list maps name to value itself
  * (the same object); KeyError when one lacks name. */
 static PyObject *same_item(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
@@ -217,6 +304,205 @@ done:
     return result;
 }
 
+/* attributes(actors, names): what columns(dicts, names) gives for the actors' own
+ * attributes, read without building their __dict__ where it is not built yet (3.11), in
+ * one pass over the actors: (values, same), or None when an actor's attributes are not
+ * exactly ``names``. */
+static PyObject *attributes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "attributes(actors, names)");
+        return NULL;
+    }
+    PyObject *actors = args[0], *names = args[1];
+    Py_ssize_t n = PyList_GET_SIZE(actors), m = PyTuple_GET_SIZE(names);
+    PyObject *values = PyList_New(m), *result = NULL;
+    char *same = PyMem_Malloc(m + 1);
+    Py_ssize_t *index = PyMem_Malloc((m + 1) * sizeof(Py_ssize_t));
+    if (values == NULL || same == NULL || index == NULL)
+        goto done;
+    for (Py_ssize_t j = 0; j < m; j++) {
+        PyObject *column = PyList_New(n);
+        if (column == NULL)
+            goto done;
+        PyList_SET_ITEM(values, j, column);
+        same[j] = 1;
+        index[j] = -1;
+    }
+    PyTypeObject *tp = n ? Py_TYPE(PyList_GET_ITEM(actors, 0)) : NULL;
+#ifdef INSTANCE_VALUES
+    PyDictKeysObject *keys = tp != NULL ? shared_keys(tp) : NULL;
+    if (keys != NULL) { /* each name's place in the values arrays, -1 when not a key */
+        unicode_entry *entries = entries_of(keys);
+        for (Py_ssize_t j = 0; j < m; j++)
+            for (Py_ssize_t ix = 0; ix < keys->dk_nentries; ix++)
+                if (entries[ix].me_key == PyTuple_GET_ITEM(names, j)) {
+                    index[j] = ix;
+                    break;
+                }
+    }
+#endif
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *a = PyList_GET_ITEM(actors, i);
+#ifdef INSTANCE_VALUES
+        PyObject **slots = keys != NULL && Py_TYPE(a) == tp ? values_of(a) : NULL;
+        if (slots != NULL) {
+            if (values_count(slots) != m)
+                goto unlike;
+            for (Py_ssize_t j = 0; j < m; j++) {
+                PyObject *v = index[j] >= 0 ? slots[index[j]] : NULL;
+                if (v == NULL)
+                    goto unlike;
+                PyObject *column = PyList_GET_ITEM(values, j);
+                PyList_SET_ITEM(column, i, Py_NewRef(v));
+                if (v != PyList_GET_ITEM(column, 0))
+                    same[j] = 0;
+            }
+            continue;
+        }
+#endif
+        PyObject *d = PyObject_GenericGetDict(a, NULL);
+        if (d == NULL)
+            goto done;
+        if (!PyDict_CheckExact(d) || PyDict_GET_SIZE(d) != m) {
+            Py_DECREF(d);
+            goto unlike;
+        }
+        for (Py_ssize_t j = 0; j < m; j++) {
+            PyObject *v = PyDict_GetItemWithError(d, PyTuple_GET_ITEM(names, j));
+            if (v == NULL) {
+                Py_DECREF(d);
+                if (PyErr_Occurred())
+                    goto done;
+                goto unlike;
+            }
+            PyObject *column = PyList_GET_ITEM(values, j);
+            PyList_SET_ITEM(column, i, Py_NewRef(v));
+            if (v != PyList_GET_ITEM(column, 0))
+                same[j] = 0;
+        }
+        Py_DECREF(d);
+    }
+    PyObject *flags = PyTuple_New(m);
+    if (flags == NULL)
+        goto done;
+    for (Py_ssize_t j = 0; j < m; j++)
+        PyTuple_SET_ITEM(flags, j, PyBool_FromLong(same[j]));
+    result = PyTuple_Pack(2, values, flags);
+    Py_DECREF(flags);
+    goto done;
+unlike:
+    result = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(values);
+    PyMem_Free(same);
+    PyMem_Free(index);
+    return result;
+}
+
+/* live(items): (the items that are not None, their distinct types in order of first
+ * appearance), in one pass. */
+static PyObject *live(PyObject *module, PyObject *items)
+{
+    if (!PyList_Check(items)) {
+        PyErr_SetString(PyExc_TypeError, "live(list)");
+        return NULL;
+    }
+    Py_ssize_t n = PyList_GET_SIZE(items), count = 0;
+    PyObject *out = PyList_New(n), *kinds = PyList_New(0), *last = NULL, *result = NULL;
+    if (out == NULL || kinds == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *x = PyList_GET_ITEM(items, i);
+        if (x == Py_None)
+            continue;
+        PyList_SET_ITEM(out, count++, Py_NewRef(x));
+        PyObject *kind = (PyObject *)Py_TYPE(x);
+        if (kind != last) {
+            int known = PySequence_Contains(kinds, kind);
+            if (known < 0 || (!known && PyList_Append(kinds, kind) < 0))
+                goto done;
+            last = kind;
+        }
+    }
+    if (PyList_SetSlice(out, count, n, NULL) < 0)
+        goto done;
+    result = PyTuple_Pack(2, out, kinds);
+done:
+    Py_XDECREF(out);
+    Py_XDECREF(kinds);
+    return result;
+}
+
+/* hashes(set, out): the hashes of the set's items, as the set keeps them, into the int64
+ * buffer ``out`` of its length; the items themselves are not read. */
+static PyObject *hashes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyAnySet_CheckExact(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "hashes(set, out)");
+        return NULL;
+    }
+    PyObject *source = args[0], *key;
+    Py_ssize_t n = PySet_GET_SIZE(source), got = 0, pos = 0;
+    Py_buffer view;
+    if (writable(args[1], &view, n * 8) < 0)
+        return NULL;
+    int64_t *out = view.buf;
+    Py_hash_t hash;
+    while (got < n && _PySet_NextEntry(source, &pos, &key, &hash))
+        out[got++] = hash;
+    PyBuffer_Release(&view);
+    Py_RETURN_NONE;
+}
+
+/* item_ints(rows, start, index, out): int(rows[i][index]) for every tuple of the list
+ * from ``start`` on, into the int32 buffer ``out``. */
+static PyObject *item_ints(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyList_Check(args[0])) {
+        PyErr_SetString(PyExc_TypeError, "item_ints(rows, start, index, out)");
+        return NULL;
+    }
+    PyObject *rows = args[0];
+    Py_ssize_t start = PyLong_AsSsize_t(args[1]), index = PyLong_AsSsize_t(args[2]);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_ssize_t n = PyList_GET_SIZE(rows) - start;
+    if (start < 0 || index < 0 || n < 0) {
+        PyErr_SetString(PyExc_ValueError, "item_ints(): start or index out of range");
+        return NULL;
+    }
+    Py_buffer view;
+    if (writable(args[3], &view, n * 4) < 0)
+        return NULL;
+    int32_t *out = view.buf;
+    PyObject *result = NULL, *last = NULL;
+    int32_t value = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *row = PyList_GET_ITEM(rows, start + i);
+        if (row != last) { /* rows are often one of a few shared tuples */
+            if (!PyTuple_Check(row) || PyTuple_GET_SIZE(row) <= index) {
+                PyErr_SetString(PyExc_TypeError, "item_ints(): a row is not a long enough tuple");
+                goto done;
+            }
+            long x = PyLong_AsLong(PyTuple_GET_ITEM(row, index));
+            if (x == -1 && PyErr_Occurred())
+                goto done;
+            if (x < INT32_MIN || x > INT32_MAX) {
+                PyErr_SetString(PyExc_OverflowError, "item_ints(): beyond int32");
+                goto done;
+            }
+            value = (int32_t)x;
+            last = row;
+        }
+        out[i] = value;
+    }
+    result = Py_NewRef(Py_None);
+done:
+    PyBuffer_Release(&view);
+    return result;
+}
+
 /* unflatten(kind, lengths, items[, values]): the list of containers of type ``kind`` that
  * flatten took apart: ``lengths`` a buffer of int64, ``items`` (a dict's keys) and
  * ``values`` (a dict's values) lists of their sum's length. */
@@ -318,6 +604,15 @@ fail:
 }
 
 static PyMethodDef module_methods[] = {
+    {"names", (PyCFunction)names, METH_O,
+     "An instance's attribute names, without building its __dict__ (3.11)."},
+    {"attributes", (PyCFunction)(void (*)(void))attributes, METH_FASTCALL,
+     "Many instances' attributes, name by name, in one pass."},
+    {"live", (PyCFunction)live, METH_O, "The items that are not None, and their types."},
+    {"hashes", (PyCFunction)(void (*)(void))hashes, METH_FASTCALL,
+     "The hashes of a set's items into an int64 buffer."},
+    {"item_ints", (PyCFunction)(void (*)(void))item_ints, METH_FASTCALL,
+     "One item of many tuples into an int32 buffer."},
     {"same_item", (PyCFunction)(void (*)(void))same_item, METH_FASTCALL,
      "Whether every dict maps a name to one same object."},
     {"columns", (PyCFunction)(void (*)(void))columns, METH_FASTCALL,

@@ -18,14 +18,13 @@ import traceback
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from operator import itemgetter
 from typing import Any
 
-from .actor import Actor, _Hot, call_failed, signature_hint
+from .actor import Actor, _act, _Hot, call_failed, signature_hint
 from .agenda import Agenda
 from .directory import Directory
 from .errors import MessageError, SimulationError
-from .mail import Mail, _py_deliver, deliver
+from .mail import Mail, _by_sender, _py_deliver, deliver
 from .portable import PLAIN_TYPES, check_creation, check_message, describe, users_interrupt
 from .probes import ProbeStore
 from .random import Random, stream_keys
@@ -78,7 +77,6 @@ def _immutable(value: Any) -> bool:
     return False
 
 
-_sender = itemgetter(0)  # of an InboxEntry
 _LOOP_CODE = _py_deliver.__code__  # a handler's call fails in this frame, or in _deliver's (C)
 
 
@@ -143,7 +141,7 @@ class Kernel:
         # What the compiled actor core reads without a lookup; its tick follows self.tick.
         self._hot = _Hot(self.agenda, self.post)
         self._deliver_loop = deliver  # engine.mail: the C loop, or its Python twin
-        self._sort_key = _sender if mode != "fastest" else None  # several messages: by sender
+        self._sort_key = _by_sender if mode != "fastest" else None  # several messages: by sender
         self._creations: list = []
         self._terminating: list[Actor] = []
         self._ends: list[int] = []  # AAIs that called terminate() this diasca, to report
@@ -153,6 +151,8 @@ class Kernel:
         self._notices: list[tuple[int, int, Any]] = []  # (creator, created, tag) next diasca
         self._changed = False  # a termination was declared this diasca
         self._interrupted = False
+        self._gc_thresholds = gc.get_threshold()  # the collector's, restored after a run
+        self._young = 0  # the young generation's threshold during a run
         self._current: tuple[int, str] = (0, "engine")  # where a model failure happened
         self._shuffle = (
             _pyrandom.Random(run_order_seed).shuffle if run_order_seed is not None else None
@@ -258,16 +258,29 @@ class Kernel:
     def run(self) -> RunStats:
         """Run until stop_tick, until nothing is planned, or until a failure."""
         # Actors are long-lived and numerous: keep the cyclic garbage collector
-        # off them (gc.freeze after they are built) and let it run less often: every
-        # message allocates two tuples, and a young collection every 10,000 of them
-        # cost about 6% of a run of small messages (callgrind, Boltzmann wealth).
+        # off them (gc.freeze after they are built) and let it run less often. A young
+        # collection walks every container made since the last one, and a diasca makes
+        # containers in proportion to the actors (the models' plans, lists, messages):
+        # at a fixed threshold, a large population paid a collection per tick over all
+        # of them (a fifth of a PHOLD run at 10^5 LPs; at every 10,000 allocations, 6%
+        # of a run of small messages). So the young generation holds at least 100,000
+        # objects, and two per actor (_young_limit).
         thresholds = gc.get_threshold()
-        gc.set_threshold(max(thresholds[0], 100_000), thresholds[1], thresholds[2])
+        self._gc_thresholds = thresholds
+        self._young = 0
+        self._young_limit(len(self._actors) - 1)
         try:
             return self._run()
         finally:
             gc.set_threshold(*thresholds)
             gc.unfreeze()
+
+    def _young_limit(self, actors: int) -> None:
+        """Raise the young generation's threshold to two objects per actor (see run)."""
+        young = max(self._gc_thresholds[0], 100_000, 2 * actors)
+        if young > self._young:
+            self._young = young
+            gc.set_threshold(young, *self._gc_thresholds[1:])
 
     def _run(self) -> RunStats:
         stats = self.stats
@@ -277,7 +290,7 @@ class Kernel:
         tick, diasca = self._resume_tick or 0, 0
         stats.ticks += 1
         row = _TickRow(tick, start, stats.messages)
-        frozen, mail = False, self._mail
+        first, mail = True, self._mail
         hot = self._hot
         while True:
             self.tick = hot.tick = tick
@@ -285,12 +298,13 @@ class Kernel:
             stats.diascas += 1
             t0 = clock()
             failure = self._run_diasca(tick, diasca)
-            if not frozen:
-                # The initial actors are built: keep them out of every later collection.
+            if first:
+                # The initial actors are built and have run on_first_diasca: keep them,
+                # and what they made, out of every later collection (see also _construct).
                 # Only once: freezing after later diascas would also freeze the garbage
                 # cycles made meanwhile, until the end of the run.
                 gc.freeze()
-                frozen = True
+                first = False
             outgoing = mail.take_outbox()
             crossing = sum(map(len, outgoing.values()))
             row.sent += crossing + len(mail.inbox) + mail.extra
@@ -329,6 +343,8 @@ class Kernel:
                 continue
             # The tick is over: the last diasca was quiet everywhere.
             self._remove_terminated()
+            if 2 * self._alive > self._young:
+                self._young_limit(self._alive)
             row.close(self, t3)
             nxt = decision.next_tick
             if decision.interrupt:
@@ -364,6 +380,7 @@ class Kernel:
         inbox, count = self._mail.take()  # what was sent last diasca; new sends wait
         self.stats.messages += count
         aai, handler = 0, "engine"
+        where = [0]  # the AAI whose act_spontaneous failed
         try:
             if diasca == 0 and self._populations:
                 # Before any actor: reads during tick t see the end of tick t-1, and
@@ -390,8 +407,7 @@ class Kernel:
                     planned = sorted(planned)
                     self._shuffle(planned)
                 self.stats.spontaneous += len(planned)
-                for aai in planned:
-                    actors[aai].act_spontaneous()
+                _act(planned, actors, where)  # engine.actor: the C loop, or its Python twin
             if inbox:
                 handler = "messages"
                 self._deliver(inbox, tick, diasca)
@@ -400,6 +416,8 @@ class Kernel:
                 raise
             if handler in ("__init__", "messages"):
                 aai, handler = self._current
+            elif handler == "act_spontaneous":
+                aai = where[0]
             return Failure(
                 aai=aai,
                 class_name=self.class_of(aai).__name__ if aai > 0 else "?",
@@ -446,6 +464,10 @@ class Kernel:
             self._build(block.cls, mine, block.kwargs, shared, fresh)
             built.append(mine)
         self._initial = []
+        if built:
+            # The initial actors are built: out of every later collection from now on,
+            # or their on_first_diasca could start a young collection that walks them all.
+            gc.freeze()
         if built and self.check_sharing:
             self.shared = shared_by_initial(self._actors, built)
         for aai, cls, kwargs in self._born:

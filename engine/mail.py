@@ -16,6 +16,7 @@ envelopes (target, sender, handler name, args).
 from __future__ import annotations
 
 from collections.abc import Callable
+from operator import itemgetter
 from typing import Any
 
 from .transport import Envelope, InboxEntry
@@ -150,8 +151,10 @@ def _py_deliver(
 
 try:
     from ._mail import Mail, deliver
+    from ._mail import by_sender as _by_sender  # the C loop knows it: no sort when in order
 except ImportError:  # built without a C compiler: the same mail, slower
     Mail: Any = _PyMail
     deliver = _py_deliver
+    _by_sender = itemgetter(0)  # the kernel's key for one target's messages
 
 __all__: list[str] = []  # a unit of the kernel; nothing public

@@ -23,15 +23,16 @@ from __future__ import annotations
 
 import gc
 import itertools
+import pickle
 from array import array
 from collections.abc import Iterable, Iterator
-from itertools import compress, islice, repeat
+from itertools import islice, repeat
 from operator import attrgetter, is_not, itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._columns import decode, encode_states, rows
+from ._columns import decode, encode_attributes, encode_states, rows
 from .actor import Actor
 from .portable import unpicklable
 from .probes import ProbeDeclaration
@@ -44,8 +45,15 @@ try:  # the engine's slots of many actors at once, in C
     from ._stream import fields as _fields
 except ImportError:  # built without a C compiler: the same arrays, slower
     _fields = None
+try:  # one pass in C over many actors, sets of AAIs, directory entries
+    from ._packing import hashes as _hashes
+    from ._packing import item_ints as _item_ints
+    from ._packing import live as _live
+except ImportError:
+    _hashes = _item_ints = _live = None
 
-FORMAT = 2  # of the snapshot's structure; runtime.checkpoint refuses another
+FORMAT = 3  # of the snapshot's structure; runtime.checkpoint refuses another
+# 3: population fields pickled row by row (_Rows), not copied first
 CHUNK = 1 << 16  # actors per chunk: the writer writes one while the next is encoded
 
 _RANDOM, _AAI, _NCREATED = attrgetter("_random"), attrgetter("_aai"), attrgetter("_ncreated")
@@ -67,7 +75,7 @@ def snapshot(kernel: Kernel, next_tick: int) -> dict[str, Any]:
     stats = k.stats
     part: dict[str, Any] = {
         "rank": k._rank,
-        "plans": [(tick, _sorted(aais)) for tick, aais in k.agenda.items()],
+        "plans": [(tick, _sorted(aais, k._next_aai)) for tick, aais in k.agenda.items()],
         "counts": (stats.messages, stats.spontaneous, stats.deleted),
         "declarations": {n: (d.unit, d.labels) for n, d in k.probes.declarations.items()},
         "populations": [_population_part(p) for p in k._populations],
@@ -78,13 +86,32 @@ def snapshot(kernel: Kernel, next_tick: int) -> dict[str, Any]:
     return part
 
 
-def _sorted(aais: set[int]) -> np.ndarray:
-    return np.sort(np.fromiter(aais, np.int64, len(aais)), kind="stable")  # radix: O(n)
+def _sorted(aais: set[int], next_aai: int) -> np.ndarray:
+    """A set of AAIs as a sorted array. Compiled, they are read from the set's table: the
+    hash of an int in [0, 2**61 - 1) is the int, and AAIs are ints from 1 up."""
+    if _hashes is None or type(aais) is not set:
+        found = np.fromiter(aais, np.int64, len(aais))
+    else:
+        found = np.empty(len(aais), np.int64)
+        _hashes(aais, found)
+    found.sort(kind="stable")  # radix: O(n)
+    if len(found) and (found[0] < 1 or found[-1] >= next_aai):
+        raise RuntimeError("the agenda holds something that is not an AAI")
+    return found
+
+
+def _class_ids(directory: list) -> np.ndarray:
+    """The class id of every AAI's directory entry (its third item), AAI 0 left out."""
+    n = len(directory) - 1
+    if _item_ints is None:
+        return np.fromiter(map(_THIRD, islice(directory, 1, None)), np.int32, n)
+    ids = np.empty(n, np.int32)
+    _item_ints(directory, 1, 2, ids)
+    return ids
 
 
 def _shared(k: Kernel, next_tick: int) -> dict[str, Any]:
-    names, stats, directory = k._names, k.stats, k._directory
-    n = len(directory) - 1
+    names, stats = k._names, k.stats
     return {
         "format": FORMAT,
         "tick": k.tick,
@@ -93,7 +120,7 @@ def _shared(k: Kernel, next_tick: int) -> dict[str, Any]:
         "seed": k.seed,
         "mode": k.mode,
         "classes": list(names._classes),
-        "class_ids": np.fromiter(map(_THIRD, islice(directory, 1, None)), np.int32, n),
+        "class_ids": _class_ids(k._directory),
         "idents": list(names._idents),
         "ended": dict(names._ended),
         "creators": names.creators,
@@ -120,13 +147,15 @@ def actor_chunks(kernel: Kernel, size: int = CHUNK) -> Iterator[dict[str, Any]]:
     """
     _check_quiet(kernel)
     everyone = kernel._actors
-    present = list(map(is_not, everyone, repeat(None)))
-    live = list(compress(everyone, present))
-    kinds = set(map(type, live))
+    if _live is not None:
+        live, kinds = _live(everyone)
+    else:
+        live = [a for a in everyone if a is not None]
+        kinds = set(map(type, live))
     if len(kinds) <= 1:
         groups = [(live, None)]
     else:
-        aais = np.flatnonzero(present)
+        aais = np.flatnonzero(list(map(is_not, everyone, repeat(None))))
         order = {cls: i for i, cls in enumerate(dict.fromkeys(map(type, live)))}  # first AAI
         ids = np.fromiter(map(order.__getitem__, map(type, live)), np.int64, len(live))
         rows = np.argsort(ids, kind="stable")
@@ -144,22 +173,19 @@ def actor_chunks(kernel: Kernel, size: int = CHUNK) -> Iterator[dict[str, Any]]:
 def _chunk(actors: list, aais: np.ndarray | None) -> dict[str, Any]:
     n, cls = len(actors), type(actors[0])
     plain = cls.__getstate__ is object.__getstate__
-    fields, states = _engine_fields(actors, aais, plain)
-    chunk: dict[str, Any] = {"n": n, **fields}
-    if states is None:
-        states = list(map(_DICT if plain else state_of, actors))
-    by_name = encode_states(states)
+    chunk: dict[str, Any] = {"n": n, **_engine_fields(actors, aais)}
+    states = None if plain else list(map(state_of, actors))
+    by_name = encode_attributes(actors) if plain else encode_states(states)
     if by_name is None:  # not dicts with the same keys
-        chunk["states"] = states
+        chunk["states"] = states if states is not None else list(map(_DICT, actors))
     else:
         chunk["names"], chunk["columns"] = by_name
     return chunk
 
 
-def _engine_fields(actors: list, aais: Any, dicts: bool) -> tuple[dict, list | None]:
+def _engine_fields(actors: list, aais: Any) -> dict[str, np.ndarray]:
     """The engine's slots of ``actors`` as arrays (AAI, generator key and count, creations,
-    termination flag), and, if ``dicts`` and compiled, their ``__dict__``s. ``aais`` are
-    their AAIs if known (None: read them)."""
+    termination flag). ``aais`` are their AAIs if known (None: read them)."""
     n = len(actors)
     if _fields is not None:
         out = {
@@ -170,7 +196,8 @@ def _engine_fields(actors: list, aais: Any, dicts: bool) -> tuple[dict, list | N
             "terminating": np.empty(n, np.bool_),
         }
         try:
-            return out, _fields(actors, _SLOTS, *out.values(), dicts)
+            _fields(actors, _SLOTS, *out.values(), False)
+            return out
         except TypeError:  # a generator from the Python reference, say
             pass
     randoms = list(map(_RANDOM, actors))
@@ -182,7 +209,7 @@ def _engine_fields(actors: list, aais: Any, dicts: bool) -> tuple[dict, list | N
         "count": np.fromiter(map(_COUNT, randoms), np.uint64, n),
         "ncreated": np.fromiter(map(_NCREATED, actors), np.int64, n),
         "terminating": np.fromiter(map(_TERMINATING, actors), np.bool_, n),
-    }, None
+    }
 
 
 def state_of(actor: Actor) -> Any:
@@ -218,9 +245,48 @@ def _population_part(pop: Any) -> dict[str, Any]:
     posts = pop._posts
     return {
         "tile": lay.tile,
-        "fields": {n: a[hy : hy + ly, hx : hx + lx].copy() for n, a in pop._cur.items()},
+        "fields": {n: _tile(a[hy : hy + ly, hx : hx + lx]) for n, a in pop._cur.items()},
         "posts": (list(posts._buffer), dict(posts._seq)),
     }
+
+
+_ROW_BYTES = 1 << 12  # rows at least this long are pickled one by one rather than copied
+
+
+def _tile(view: np.ndarray) -> Any:
+    """A field's tile (a view inside its halo) as a part holds it: without a copy of the
+    field when its rows are long, since a copy of a large field costs as much as writing it
+    (and as much memory)."""
+    if view.flags.c_contiguous or view.ndim != 2 or view.strides[1] != view.itemsize:
+        return np.ascontiguousarray(view)
+    if view.shape[1] * view.itemsize < _ROW_BYTES:
+        return view.copy()
+    return _Rows(view)
+
+
+class _Rows:
+    """A 2-D array whose rows are each contiguous, pickled (protocol 5) row by row out of
+    band; it unpickles as a plain array."""
+
+    __slots__ = ("view",)
+
+    def __init__(self, view: np.ndarray) -> None:
+        self.view = view
+
+    def __reduce_ex__(self, protocol: int) -> tuple:
+        v = self.view
+        if protocol < 5:
+            return (np.array, (v,))
+        rows = [pickle.PickleBuffer(row) for row in v]
+        return (_stack, (v.dtype.str, v.shape, rows))
+
+
+def _stack(dtype: str, shape: tuple[int, int], rows: list) -> np.ndarray:
+    """The array that ``_Rows`` pickled."""
+    out = np.empty(shape, dtype)
+    for i, row in enumerate(rows):
+        out[i] = np.frombuffer(row, dtype)
+    return out
 
 
 def _population_shared(pop: Any) -> dict[str, Any]:

@@ -5,8 +5,10 @@ pickle's length, the number of buffers and each one's length, as little-endian
 64-bit integers), the record pickled with protocol 5, and the buffers that
 pickle handed out of band (the records' NumPy arrays), each padded to 8 bytes
 so that arrays come back aligned. ``write`` pickles each record in the calling
-thread while a writer thread hashes (SHA-256) and writes the previous ones:
-hashing and writing release the GIL, so they overlap with the pickling.
+thread while one thread hashes (SHA-256) the previous ones and another writes
+them: hashing and writing release the GIL, so they overlap with the pickling
+and with each other (a large array last, a population's field, is hashed while
+it is written).
 """
 
 from __future__ import annotations
@@ -47,12 +49,27 @@ def _frame(record: Any) -> list:
     return pieces
 
 
+class _Hasher(threading.Thread):
+    """Hashes the frames it is given, in order."""
+
+    def __init__(self) -> None:
+        super().__init__(name="checkpoint-hasher", daemon=True)
+        self.digest = hashlib.sha256()
+        self.frames: queue.Queue = queue.Queue(maxsize=4)
+
+    def run(self) -> None:
+        update = self.digest.update
+        while (pieces := self.frames.get()) is not None:
+            for piece in pieces:
+                update(piece)
+
+
 class _Writer(threading.Thread):
-    """Hashes and writes the frames it is given, in order, with writev."""
+    """Writes the frames it is given, in order, with writev."""
 
     def __init__(self, fd: int) -> None:
         super().__init__(name="checkpoint-writer", daemon=True)
-        self.fd, self.digest, self.size = fd, hashlib.sha256(), 0
+        self.fd, self.size = fd, 0
         self.frames: queue.Queue = queue.Queue(maxsize=4)
         self.error: OSError | None = None
 
@@ -70,7 +87,6 @@ class _Writer(threading.Thread):
         for piece in pieces:
             if not len(piece):
                 continue
-            self.digest.update(piece)
             batch.append(piece)
             held += len(piece)
             if held >= _BATCH or len(batch) >= 512:
@@ -101,17 +117,22 @@ def write(path: Path, records: Iterable[Any]) -> tuple[str, int]:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     except OSError as exc:
         raise WriteError(str(exc)) from exc
-    writer = _Writer(fd)
-    writer.frames.put([MAGIC])
-    writer.start()
+    writer, hasher = _Writer(fd), _Hasher()
+    threads = (writer, hasher)
+    for thread in threads:
+        thread.frames.put([MAGIC])
+        thread.start()
     done = False
     try:
         for record in records:  # pickling errors go to the caller
-            writer.frames.put(_frame(record))
+            frame = _frame(record)
+            writer.frames.put(frame)
+            hasher.frames.put(frame)
             if writer.error is not None:
                 break
-        writer.frames.put(None)
-        writer.join()
+        for thread in threads:
+            thread.frames.put(None)
+            thread.join()
         try:
             if writer.error is not None:
                 raise writer.error
@@ -120,9 +141,10 @@ def write(path: Path, records: Iterable[Any]) -> tuple[str, int]:
             raise WriteError(str(exc)) from exc
         done = True
     finally:
-        if writer.is_alive():
-            writer.frames.put(None)
-            writer.join()
+        for thread in threads:
+            if thread.is_alive():
+                thread.frames.put(None)
+                thread.join()
         os.close(fd)
         if not done:
             tmp.unlink(missing_ok=True)
@@ -130,7 +152,7 @@ def write(path: Path, records: Iterable[Any]) -> tuple[str, int]:
         os.replace(tmp, path)
     except OSError as exc:
         raise WriteError(str(exc)) from exc
-    return writer.digest.hexdigest(), writer.size
+    return hasher.digest.hexdigest(), writer.size
 
 
 def read(path: Path) -> list[Any]:

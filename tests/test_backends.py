@@ -19,7 +19,7 @@ import pytest
 from conftest import ROOT
 
 from engine import Kernel, MemorySink, ProbeStore
-from engine.dense import DensePopulation
+from engine.dense import DensePopulation, rng
 from engine.dense.backends import cell_kernel, default_backend
 from models.heat import HeatPlate
 from runtime.launch import find_mpiexec
@@ -285,3 +285,53 @@ def test_threads_on_every_block_row_give_the_cpu_partials(monkeypatch, model):
         fields = b"".join(v.tobytes() for v in pop.local.fields.values())
         seen[backend] = (total.tobytes(), byreg.tobytes(), fields)
     assert seen["cpu"] == seen["threads"]
+
+
+@cell_kernel
+def _mix(src, dst, i, j, y, x, tick, tk):
+    t, n, c = src
+    u = rng.uniform(rng.cell_key(tk, y * 1000 + x), 0)
+    # Signed zeros: the min keeps the first of equal values, so it shows the order.
+    dst[0][i, j] = -0.0 if u < 0.1 else 0.0 if u < 0.2 else abs(t[i, j] * 0.5 + t[i - 1, j]) + u
+    dst[1][i, j] = n[i, j + 1] - np.int32(7 * u)
+    dst[2][i, j] = np.uint8(4 * u) % 3 if c[i, j] != 3 else 3
+
+
+class _Mixed(DensePopulation):
+    """Three fields (float sums, int sums, counts) on blocks that cut the groups of rows."""
+
+    fields = {"t": np.float64, "n": np.int32, "c": np.uint8}
+    categories = {"c": 4}
+    stencil = "von_neumann"
+    kernel = _mix
+
+    def __init__(self, rows: int, columns: int, block: tuple, regions: tuple) -> None:
+        self.shape, self.block, self.regions = (rows, columns), block, regions
+
+    def initialize(self, local):
+        local.t[...] = local.uniform(0) * 100 - 50
+        local.n[...] = (local.uniform(1) * 1000).astype(np.int32) - 500
+        local.c[...] = (local.uniform(2) * 4).astype(np.uint8)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "threads"])
+@pytest.mark.parametrize("rows, columns, block", [(37, 29, (5, 7)), (23, 41, (3, 4))])
+def test_the_fused_aggregates_equal_a_separate_pass(monkeypatch, backend, rows, columns, block):
+    """The loop's block partials, taken by groups of rows, are those of _numba's separate pass."""
+    from engine.dense import backends
+
+    monkeypatch.setattr(backends, "_MIN_PARALLEL_CELLS", 0)
+    k = Kernel(stop_tick=1, seed=2, probes=ProbeStore(MemorySink()))
+    pop = k.add_population(
+        _Mixed,
+        "m",
+        None,
+        {"rows": rows, "columns": columns, "block": block, "regions": (1, 1)},
+        backend=backend,
+    )
+    for tick in range(3):
+        fused = pop._run_kernel(tick, ())
+        separate = pop._aggregates.partials(pop._nxt)
+        assert fused.tobytes() == separate.tobytes()
+        pop._cur, pop._nxt = pop._nxt, pop._cur
+        pop._src, pop._dst = pop._dst, pop._src

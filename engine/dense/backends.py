@@ -57,6 +57,7 @@ class CellKernel:
         self.__name__ = getattr(py, "__name__", "cell")
         self.__doc__ = py.__doc__
         self._loops: dict[tuple, Any] = {}
+        self._compiled: dict[tuple, Any] = {}
 
     def loop(self, backend: str, plan: tuple, nargs: int, shape: tuple) -> Any:
         """The compiled loop of ``backend`` ("cpu" or "threads") for aggregation ``plan``.
@@ -66,20 +67,23 @@ class CellKernel:
         compiled in as constants: LLVM then knows every index is >= 0, drops
         Numba's negative-index wraparound and vectorises the loop (4x on heat).
         """
-        key = (backend, plan, nargs, shape)
-        fn = self._loops.get(key)
+        fn = self._loops.get((backend, plan, nargs, shape))
         if fn is None:
-            fn = _build_loop(self.cell, plan, backend == "threads", nargs, shape)
-            self._loops[key] = fn
+            compiled = self._compiled.get((plan, nargs, shape))
+            if compiled is None:  # one compilation serves both backends
+                compiled = _build_loop(self.cell, plan, nargs, shape)
+                self._compiled[plan, nargs, shape] = compiled
+            fn = _dynamic(compiled) if backend == "threads" else _one_thread(compiled)
+            self._loops[backend, plan, nargs, shape] = fn
         return fn
 
     def __call__(self, src: tuple, dst: tuple, tick: int, key: Any, block: tuple, *args: Any):
         h, y0, x0 = block[0], block[1], block[2]
         ly = dst[0].shape[0] - 2 * h
         lx = dst[0].shape[1] - 2 * h
-        geo = np.array([h, h, y0, x0, ly, lx, max(ly, 1), max(lx, 1)], np.int64)
+        geo = np.array([y0, x0, ly, lx], np.int64)
         parts = np.empty((0, 0), np.float64)
-        self.loop("cpu", (), len(args))(
+        self.loop("cpu", (), len(args), (h, h, max(ly, 1), max(lx, 1)))(
             src, dst, np.int64(tick), np.uint64(rng.tick_key(key, tick)), geo, parts, args
         )
 
@@ -131,9 +135,15 @@ def _cuda_problem() -> str | None:
 # aggregated field, (field number, first column, k categories or 0, accumulator
 # dtype name). Fields and plans are few, so each combination is compiled once.
 
+# Rows updated before the aggregates take them: the column accumulators are then
+# loaded and stored once per group rather than once per row (they span the
+# tile's width, far more than L1 holds).
+_GROUP = 4
 
-def _build_loop(cell: Any, plan: tuple, parallel: bool, nargs: int, shape: tuple) -> Any:
+
+def _build_loop(cell: Any, plan: tuple, nargs: int, shape: tuple) -> Any:
     hy, hx, by, bx = (int(v) for v in shape)
+    g = _GROUP if plan else 1
     lines = [
         "def loop(src, dst, tick, tk, geo, parts, args):",
         "    y0, x0, ly, lx = geo[0], geo[1], geo[2], geo[3]",
@@ -154,22 +164,40 @@ def _build_loop(cell: Any, plan: tuple, parallel: bool, nargs: int, shape: tuple
                 f"        lo{f} = np.empty(lx, d{f}.dtype)",
                 f"        hi{f} = np.empty(lx, d{f}.dtype)",
             ]
+    # The column index starts at a constant: LLVM sees j - hx >= 0 and drops
+    # Numba's negative-index wraparound.
     lines += [
-        "        for r in range(r0, r1):",
-        "            i = hy + r",
-        "            y = y0 + r",
+        f"        for g0 in range(r0, r1, {g}):",
+        f"            g1 = min(g0 + {g}, r1)",
+        "            for r in range(g0, g1):",
+        "                i = hy + r",
+        "                y = y0 + r",
+        f"                for j in range({hx}, {hx} + lx):",
+        f"                    cell(src, dst, i, j, y, x0 + j - {hx}, tick, tk"
+        + "".join(f", e{n}" for n in range(nargs))
+        + ")",
     ]
-    # The first row of a block row starts the column accumulators: a loop of its
-    # own, so that the inner loops carry no branch on the row.
-    stats = any(not k for _, _, k, _ in plan)
-    if stats:
-        lines.append("            if r == r0:")
-        lines += _row_lines(plan, nargs, hx, bx, first=True, indent=16)
-        lines.append("            else:")
-        lines += _row_lines(plan, nargs, hx, bx, first=False, indent=16)
-    else:
-        lines += _row_lines(plan, nargs, hx, bx, first=False, indent=12)
     if plan:
+        # A whole group, then the rows of a short last group one by one. The first
+        # rows of a block row start the column accumulators: code of their own, so
+        # that the inner loops carry no branch on the row.
+        stats = any(not k for _, _, k, _ in plan)
+        lines.append(f"            if g1 - g0 == {g}:")
+        if stats:
+            lines.append("                if g0 == r0:")
+            lines += _group_lines(plan, hx, g, first=True, indent=20)
+            lines.append("                else:")
+            lines += _group_lines(plan, hx, g, first=False, indent=20)
+        else:
+            lines += _group_lines(plan, hx, g, first=False, indent=16)
+        lines += ["            else:", "                for r in range(g0, g1):"]
+        if stats:
+            lines.append("                    if r == r0:")
+            lines += _group_lines(plan, hx, 1, first=True, indent=24, row="r")
+            lines.append("                    else:")
+            lines += _group_lines(plan, hx, 1, first=False, indent=24, row="r")
+        else:
+            lines += _group_lines(plan, hx, 1, first=False, indent=20, row="r")
         lines += [
             "        for bj in range(nbj):",
             "            b = bi * nbj + bj",
@@ -202,8 +230,48 @@ def _build_loop(cell: Any, plan: tuple, parallel: bool, nargs: int, shape: tuple
     exec(compile("\n".join(lines), "<cell loop>", "exec"), namespace)
     # Both backends compile the prange loop: Numba's parallel pipeline gives faster
     # code even on one thread (2-4x on the epidemic). ``cpu`` runs it on one thread.
-    loop = njit(parallel=True)(namespace["loop"])
-    return _dynamic(loop) if parallel else _one_thread(loop)
+    return njit(parallel=True)(namespace["loop"])
+
+
+def _group_lines(plan: tuple, hx: int, g: int, first: bool, indent: int, row: str = "g0") -> list:
+    """The aggregates of the ``g`` rows just updated from ``row`` on: one pass over their columns.
+
+    Each column's accumulators take the rows top to bottom and start, on a block
+    row's first row, as ``_numba.block_stats`` does (0 + v, min = max = v): the
+    partials do not depend on the group size. The pass reads rows just written
+    (still in cache) and vectorises on its own, where one loop fused with the
+    update does not (2x on the heat plate).
+    """
+    body = []
+    for f, _, k, acc in plan:
+        body += [f"w{f}_{q} = d{f}[hy + {row} + {q}, {hx} : {hx} + lx]" for q in range(g)]
+        body.append("for c in range(lx):")
+        if k:  # counts add exactly in any order: one compare per value and row
+            body += [f"    t{f}_{q} = w{f}_{q}[c]" for q in range(g)]
+            for v in range(k):
+                body.append(f"    n = n{f}[{v}, c]")
+                body += [f"    n += t{f}_{q} == {v}" for q in range(g)]
+                body.append(f"    n{f}[{v}, c] = n")
+            continue
+        if first:
+            body += [
+                f"    v{f} = w{f}_0[c]",
+                f"    s{f} = np.{acc}(0)",
+                f"    s{f} += v{f}",
+                f"    lo{f}_ = v{f}",
+                f"    hi{f}_ = v{f}",
+            ]
+        else:
+            body += [f"    s{f} = a{f}[c]", f"    lo{f}_ = lo{f}[c]", f"    hi{f}_ = hi{f}[c]"]
+        for q in range(1 if first else 0, g):
+            body += [
+                f"    v{f} = w{f}_{q}[c]",
+                f"    s{f} += v{f}",
+                f"    lo{f}_ = v{f} if v{f} < lo{f}_ else lo{f}_",
+                f"    hi{f}_ = v{f} if v{f} > hi{f}_ else hi{f}_",
+            ]
+        body += [f"    a{f}[c] = s{f}", f"    lo{f}[c] = lo{f}_", f"    hi{f}[c] = hi{f}_"]
+    return [" " * indent + line for line in body]
 
 
 def _dynamic(loop: Any) -> Any:
@@ -241,48 +309,6 @@ def _one_thread(loop: Any) -> Any:
 
     run.compiled = loop
     return run
-
-
-def _row_lines(plan: tuple, nargs: int, hx: int, bx: int, first: bool, indent: int) -> list:
-    """One row: the update of its cells, then its share of the block partials.
-
-    Two loops, the second over the row just written (in L1): each vectorises on
-    its own, where one fused loop does not (2x on the heat plate). The column
-    index starts at a constant: LLVM sees j - hx >= 0 and drops Numba's
-    negative-index wraparound.
-    """
-    pad = " " * indent
-    body = [
-        f"for j in range({hx}, {hx} + lx):",
-        "    cell(src, dst, i, j, y, x0 + j - "
-        + str(hx)
-        + ", tick, tk"
-        + "".join(f", e{n}" for n in range(nargs))
-        + ")",
-    ]
-    for f, _, k, _ in plan:
-        body += [f"w{f} = d{f}[i, {hx} : {hx} + lx]", "for c in range(lx):", f"    v = w{f}[c]"]
-        if k:  # one pass per value: compare-and-add vectorises, a histogram does not
-            body = body[:-2] + [
-                f"for v in range({k}):",
-                f"    nv = n{f}[v]",
-                "    for c in range(lx):",
-                f"        nv[c] += w{f}[c] == v",
-            ]
-        elif first:  # what block_stats does on a block's first row: 0 + v, min = max = v
-            body += [
-                f"    a{f}[c] = 0",
-                f"    a{f}[c] += v",
-                f"    lo{f}[c] = v",
-                f"    hi{f}[c] = v",
-            ]
-        else:
-            body += [
-                f"    a{f}[c] += v",
-                f"    lo{f}[c] = v if v < lo{f}[c] else lo{f}[c]",
-                f"    hi{f}[c] = v if v > hi{f}[c] else hi{f}[c]",
-            ]
-    return [pad + line for line in body]
 
 
 def _aggregation_plan(names: list[str], dtypes: dict, cols: dict) -> tuple:
