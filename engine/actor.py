@@ -138,29 +138,12 @@ class _PyHot:
         self.tick, self.agenda, self.post = 0, agenda, post
 
 
-def _py_act(planned: Iterable[int], actors: list, where: list) -> None:
-    """Call ``act_spontaneous`` of every planned actor, in the order of ``planned``.
-
-    The kernel's loop; ``engine._actor.act`` does the same without a bytecode loop.
-    On a failure, ``where[0]`` holds the AAI whose action failed.
-    """
-    aai = 0
-    try:
-        for aai in planned:
-            actors[aai].act_spontaneous()
-    except BaseException:
-        where[0] = aai
-        raise
-
-
 try:
     from ._actor import ActorCore as _Core
     from ._actor import Hot as _Hot
-    from ._actor import act as _act
 except ImportError:  # built without a C compiler: the same calls, slower
     _Core = _PyActorCore  # type: ignore[misc,assignment]
     _Hot = _PyHot  # type: ignore[misc,assignment]
-    _act = _py_act
 
 
 class Actor(_Core):
