@@ -366,8 +366,40 @@ static PyTypeObject CoreType = {
     .tp_members = Core_members,
 };
 
+/* make(cls, kernel, aai, key, random_type): see engine.actor._py_make. */
+static PyObject *actor_make(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError, "make() takes 5 arguments (%zd given)", nargs);
+    PyObject *cls = args[0];
+    if (!PyType_Check(cls) || ((PyTypeObject *)cls)->tp_new != Core_new
+        || !PyType_IsSubtype((PyTypeObject *)cls, &CoreType)) {
+        PyErr_SetString(PyExc_TypeError, "make() needs an actor class with the core's __new__");
+        return NULL;
+    }
+    Core *actor = (Core *)Core_new((PyTypeObject *)cls, empty_args, NULL);
+    if (actor == NULL)
+        return NULL;
+    Core_set_k(actor, args[1], NULL);
+    Py_XSETREF(actor->aai, Py_NewRef(args[2]));
+    actor->random = PyObject_CallOneArg(args[4], args[3]);
+    if (actor->random == NULL) {
+        Py_DECREF(actor);
+        return NULL;
+    }
+    actor->ncreated = 0;
+    actor->terminating = 0;
+    return (PyObject *)actor;
+}
+
+static PyMethodDef module_methods[] = {
+    {"make", (PyCFunction)(void (*)(void))actor_make, METH_FASTCALL,
+     "make(cls, kernel, aai, key, random_type): a new actor with the engine's slots set."},
+    {NULL, NULL, 0, NULL},
+};
+
 static struct PyModuleDef module = {
-    PyModuleDef_HEAD_INIT, "engine._actor", "Compiled core of engine.Actor.", -1, NULL,
+    PyModuleDef_HEAD_INIT, "engine._actor", "Compiled core of engine.Actor.", -1, module_methods,
 };
 
 static int intern(PyObject **slot, const char *name)

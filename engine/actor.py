@@ -138,12 +138,29 @@ class _PyHot:
         self.tick, self.agenda, self.post = 0, agenda, post
 
 
+def _py_make(cls: type, k: KernelSurface, aai: int, key: int, random: type) -> Any:
+    """A new actor of ``cls`` with the engine's slots set, before its model's constructor.
+
+    The kernel's reference; ``engine._actor.make`` does the same in one call (for
+    classes that keep the core's ``__new__``).
+    """
+    actor = cls.__new__(cls)
+    actor._k = k
+    actor._aai = aai
+    actor._random = random(key)
+    actor._ncreated = 0
+    actor._terminating = False
+    return actor
+
+
 try:
     from ._actor import ActorCore as _Core
     from ._actor import Hot as _Hot
+    from ._actor import make as _make
 except ImportError:  # built without a C compiler: the same calls, slower
     _Core = _PyActorCore  # type: ignore[misc,assignment]
     _Hot = _PyHot  # type: ignore[misc,assignment]
+    _make = _py_make
 
 
 class Actor(_Core):
