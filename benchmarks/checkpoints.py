@@ -177,11 +177,13 @@ def _measure(*args: str) -> dict:
 
 
 def _figures(f: dict, n: int, unit: str) -> str:
-    """The part's size, the pause, MB/s (bytes written / pause), and format 1 for the ratio."""
+    """The part's size, the pause, MB/s (bytes written / pause), MB per CPU second, and
+    format 1 for the ratio."""
     return (
         f"{f['bytes'] / 1e6:,.1f} MB, {f['bytes'] / n:.1f} B/{unit}, pause {f['total_s']:.3f} s, "
         f"{f['bytes'] / 1e6 / f['total_s']:,.0f} MB/s, {f['total_s'] / n * 1e6:.3f} us/{unit} "
-        f"(CPU {f['cpu_s']:.3f} s, both threads); "
+        f"(CPU {f['cpu_s']:.3f} s, every thread: {f['bytes'] / 1e6 / f['cpu_s']:,.0f} MB per "
+        f"CPU s); "
         f"format 1: {f['format1_bytes'] / 1e6:,.1f} MB, pause {f['format1_s']:.3f} s, "
         f"{f['format1_bytes'] / 1e6 / f['format1_s']:,.0f} MB/s; "
         f"pause ratio {f['format1_s'] / f['total_s']:.2f}x shorter"

@@ -366,53 +366,35 @@ static PyTypeObject CoreType = {
     .tp_members = Core_members,
 };
 
-static PyObject *s_act_spontaneous;
-
-/* act(planned, actors, where): see engine.actor._py_act. */
-static PyObject *actor_act(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+/* make(cls, kernel, aai, key, random_type): see engine.actor._py_make. */
+static PyObject *actor_make(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3)
-        return PyErr_Format(PyExc_TypeError, "act() takes 3 arguments (%zd given)", nargs);
-    PyObject *actors = args[1], *where = args[2];
-    if (!PyList_CheckExact(actors) || !PyList_CheckExact(where) || PyList_GET_SIZE(where) != 1) {
-        PyErr_SetString(PyExc_TypeError, "act() needs the actors and a 1-item list");
+    if (nargs != 5)
+        return PyErr_Format(PyExc_TypeError, "make() takes 5 arguments (%zd given)", nargs);
+    PyObject *cls = args[0];
+    if (!PyType_Check(cls) || ((PyTypeObject *)cls)->tp_new != Core_new
+        || !PyType_IsSubtype((PyTypeObject *)cls, &CoreType)) {
+        PyErr_SetString(PyExc_TypeError, "make() needs an actor class with the core's __new__");
         return NULL;
     }
-    PyObject *it = PyObject_GetIter(args[0]);
-    if (it == NULL)
+    Core *actor = (Core *)Core_new((PyTypeObject *)cls, empty_args, NULL);
+    if (actor == NULL)
         return NULL;
-    PyObject *aai;
-    while ((aai = PyIter_Next(it)) != NULL) {
-        PyObject *r = NULL;
-        Py_ssize_t i = PyLong_AsSsize_t(aai);
-        if (i == -1 && PyErr_Occurred()) {
-            ;
-        } else if (i < 0 || i >= PyList_GET_SIZE(actors)) {
-            PyErr_SetString(PyExc_IndexError, "list index out of range");
-        } else {
-            PyObject *stack[2] = {NULL, PyList_GET_ITEM(actors, i)};
-            Py_INCREF(stack[1]);
-            r = PyObject_VectorcallMethod(s_act_spontaneous, stack + 1,
-                                          1 | PY_VECTORCALL_ARGUMENTS_OFFSET, NULL);
-            Py_DECREF(stack[1]);
-        }
-        if (r == NULL) {
-            PyList_SetItem(where, 0, aai); /* steals the reference */
-            Py_DECREF(it);
-            return NULL;
-        }
-        Py_DECREF(r);
-        Py_DECREF(aai);
+    Core_set_k(actor, args[1], NULL);
+    Py_XSETREF(actor->aai, Py_NewRef(args[2]));
+    actor->random = PyObject_CallOneArg(args[4], args[3]);
+    if (actor->random == NULL) {
+        Py_DECREF(actor);
+        return NULL;
     }
-    Py_DECREF(it);
-    if (PyErr_Occurred())
-        return NULL;
-    Py_RETURN_NONE;
+    actor->ncreated = 0;
+    actor->terminating = 0;
+    return (PyObject *)actor;
 }
 
 static PyMethodDef module_methods[] = {
-    {"act", (PyCFunction)(void (*)(void))actor_act, METH_FASTCALL,
-     "act(planned, actors, where): call act_spontaneous of every planned actor, in order."},
+    {"make", (PyCFunction)(void (*)(void))actor_make, METH_FASTCALL,
+     "make(cls, kernel, aai, key, random_type): a new actor with the engine's slots set."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -432,8 +414,7 @@ PyMODINIT_FUNC PyInit__actor(void)
         || intern(&s_diasca, "diasca") < 0 || intern(&s_agenda, "agenda") < 0
         || intern(&s_add, "add") < 0 || intern(&s_send_slow, "_send_slow") < 0
         || intern(&s_plan_slow, "_plan_slow") < 0
-        || intern(&s_schedule_in_slow, "_schedule_in_slow") < 0
-        || intern(&s_act_spontaneous, "act_spontaneous") < 0)
+        || intern(&s_schedule_in_slow, "_schedule_in_slow") < 0)
         return NULL;
     empty_args = PyTuple_New(0);
     if (empty_args == NULL || PyType_Ready(&CoreType) < 0 || PyType_Ready(&HotType) < 0)

@@ -98,17 +98,33 @@ def encode_attributes(actors: list) -> tuple[list, list] | None:
         return encode_states([a.__dict__ for a in actors])
     names = _names_c(actors[0])
     found = _attributes_c(actors, tuple(names))
-    return None if found is None else (names, _nodes(*found))
+    return None if found is None else (names, _nodes(*found, len(actors)))
 
 
-def _nodes(columns: list[list], same: tuple[bool, ...]) -> list:
-    """The node of each column that ``_packing.columns`` or ``attributes`` gathered."""
+def own_items(obj: Any) -> Any:
+    """An instance's own attributes, (name, value) pairs as ``obj.__dict__.items()`` gives
+    them; compiled on CPython 3.11, read without building its ``__dict__``, which would make
+    every later attribute access of it slower."""
+    if _attributes_c is not None and _names_c is not None:
+        names = _names_c(obj)
+        found = _attributes_c([obj], tuple(names))
+        if found is not None:
+            return zip(names, [column[0] for column in found[0]], strict=True)
+    return obj.__dict__.items()
+
+
+def _nodes(columns: list[list], same: tuple[bool, ...], n: int | None = None) -> list:
+    """The node of each column that ``_packing.columns`` or ``attributes`` gathered
+    (``attributes`` gives a column of one object held by all ``n`` as ``[it]``)."""
     nodes = []
-    for column, alike in zip(columns, same, strict=True):
-        if alike and type(column[0]) in _SCALARS:
-            nodes.append(("same", column[0]))
-        else:
-            nodes.append(encode(column))
+    for j, alike in enumerate(same):
+        if alike and type(columns[j][0]) in _SCALARS:
+            nodes.append(("same", columns[j][0]))
+            continue
+        if alike and n is not None:  # the short list goes: a reference held looks like sharing
+            columns[j] = columns[j] * n
+        nodes.append(encode(columns[j]))
+        columns[j] = None  # likewise, once encoded
     return nodes
 
 

@@ -304,10 +304,34 @@ done:
     return result;
 }
 
-/* attributes(actors, names): what columns(dicts, names) gives for the actors' own
- * attributes, read without building their __dict__ where it is not built yet (3.11), in
- * one pass over the actors: (values, same), or None when an actor's attributes are not
- * exactly ``names``. */
+/* One value of column j at row i: a column holds no list while every value so far is the
+ * first one itself (``first[j]``); the first different value makes it. */
+static int put(PyObject *values, PyObject **first, Py_ssize_t n, Py_ssize_t i, Py_ssize_t j,
+               PyObject *v)
+{
+    if (i == 0) {
+        first[j] = v;
+        return 0;
+    }
+    PyObject *column = PyList_GET_ITEM(values, j);
+    if (column == Py_None) {
+        if (v == first[j])
+            return 0;
+        if ((column = PyList_New(n)) == NULL)
+            return -1;
+        for (Py_ssize_t k = 0; k < i; k++)
+            PyList_SET_ITEM(column, k, Py_NewRef(first[j]));
+        PyList_SetItem(values, j, column); /* drops the None */
+    }
+    PyList_SET_ITEM(column, i, Py_NewRef(v));
+    return 0;
+}
+
+/* attributes(actors, names): for the actors' own attributes, read without building their
+ * __dict__ where it is not built yet (3.11), in one pass over the actors: (values, same),
+ * or None when an actor's attributes are not exactly ``names``. ``values`` holds each
+ * name's column, a list of every actor's value, or [value] when every actor holds that
+ * one object (``same`` then says True). */
 static PyObject *attributes(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
     if (nargs != 2 || !PyList_Check(args[0]) || !PyTuple_Check(args[1])) {
@@ -317,16 +341,12 @@ static PyObject *attributes(PyObject *module, PyObject *const *args, Py_ssize_t 
     PyObject *actors = args[0], *names = args[1];
     Py_ssize_t n = PyList_GET_SIZE(actors), m = PyTuple_GET_SIZE(names);
     PyObject *values = PyList_New(m), *result = NULL;
-    char *same = PyMem_Malloc(m + 1);
+    PyObject **first = PyMem_Calloc(m + 1, sizeof(PyObject *));
     Py_ssize_t *index = PyMem_Malloc((m + 1) * sizeof(Py_ssize_t));
-    if (values == NULL || same == NULL || index == NULL)
+    if (values == NULL || first == NULL || index == NULL)
         goto done;
     for (Py_ssize_t j = 0; j < m; j++) {
-        PyObject *column = PyList_New(n);
-        if (column == NULL)
-            goto done;
-        PyList_SET_ITEM(values, j, column);
-        same[j] = 1;
+        PyList_SET_ITEM(values, j, Py_NewRef(Py_None));
         index[j] = -1;
     }
     PyTypeObject *tp = n ? Py_TYPE(PyList_GET_ITEM(actors, 0)) : NULL;
@@ -353,10 +373,8 @@ static PyObject *attributes(PyObject *module, PyObject *const *args, Py_ssize_t 
                 PyObject *v = index[j] >= 0 ? slots[index[j]] : NULL;
                 if (v == NULL)
                     goto unlike;
-                PyObject *column = PyList_GET_ITEM(values, j);
-                PyList_SET_ITEM(column, i, Py_NewRef(v));
-                if (v != PyList_GET_ITEM(column, 0))
-                    same[j] = 0;
+                if (put(values, first, n, i, j, v) < 0)
+                    goto done;
             }
             continue;
         }
@@ -370,24 +388,32 @@ static PyObject *attributes(PyObject *module, PyObject *const *args, Py_ssize_t 
         }
         for (Py_ssize_t j = 0; j < m; j++) {
             PyObject *v = PyDict_GetItemWithError(d, PyTuple_GET_ITEM(names, j));
-            if (v == NULL) {
+            if (v == NULL || put(values, first, n, i, j, v) < 0) {
                 Py_DECREF(d);
                 if (PyErr_Occurred())
                     goto done;
                 goto unlike;
             }
-            PyObject *column = PyList_GET_ITEM(values, j);
-            PyList_SET_ITEM(column, i, Py_NewRef(v));
-            if (v != PyList_GET_ITEM(column, 0))
-                same[j] = 0;
         }
         Py_DECREF(d);
     }
     PyObject *flags = PyTuple_New(m);
     if (flags == NULL)
         goto done;
-    for (Py_ssize_t j = 0; j < m; j++)
-        PyTuple_SET_ITEM(flags, j, PyBool_FromLong(same[j]));
+    for (Py_ssize_t j = 0; j < m; j++) {
+        int same = PyList_GET_ITEM(values, j) == Py_None;
+        PyTuple_SET_ITEM(flags, j, PyBool_FromLong(same));
+        if (same) { /* the objects are alive: the actors hold them */
+            PyObject *one = n ? PyList_New(1) : PyList_New(0);
+            if (one == NULL) {
+                Py_DECREF(flags);
+                goto done;
+            }
+            if (n)
+                PyList_SET_ITEM(one, 0, Py_NewRef(first[j]));
+            PyList_SetItem(values, j, one);
+        }
+    }
     result = PyTuple_Pack(2, values, flags);
     Py_DECREF(flags);
     goto done;
@@ -395,7 +421,7 @@ unlike:
     result = Py_NewRef(Py_None);
 done:
     Py_XDECREF(values);
-    PyMem_Free(same);
+    PyMem_Free(first);
     PyMem_Free(index);
     return result;
 }

@@ -40,7 +40,9 @@ static int Stream_init(Stream *self, PyObject *args, PyObject *kwds)
 {
     static char *names[] = {"key", "count", NULL};
     PyObject *key, *count = NULL;
-    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O", names, &key, &count))
+    if (kwds == NULL && PyTuple_GET_SIZE(args) == 1) /* Random(key): every actor, at build */
+        key = PyTuple_GET_ITEM(args, 0);
+    else if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|O", names, &key, &count))
         return -1;
     self->key = PyLong_AsUnsignedLongLong(key);
     if (PyErr_Occurred())

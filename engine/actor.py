@@ -138,29 +138,29 @@ class _PyHot:
         self.tick, self.agenda, self.post = 0, agenda, post
 
 
-def _py_act(planned: Iterable[int], actors: list, where: list) -> None:
-    """Call ``act_spontaneous`` of every planned actor, in the order of ``planned``.
+def _py_make(cls: type, k: KernelSurface, aai: int, key: int, random: type) -> Any:
+    """A new actor of ``cls`` with the engine's slots set, before its model's constructor.
 
-    The kernel's loop; ``engine._actor.act`` does the same without a bytecode loop.
-    On a failure, ``where[0]`` holds the AAI whose action failed.
+    The kernel's reference; ``engine._actor.make`` does the same in one call (for
+    classes that keep the core's ``__new__``).
     """
-    aai = 0
-    try:
-        for aai in planned:
-            actors[aai].act_spontaneous()
-    except BaseException:
-        where[0] = aai
-        raise
+    actor = cls.__new__(cls)
+    actor._k = k
+    actor._aai = aai
+    actor._random = random(key)
+    actor._ncreated = 0
+    actor._terminating = False
+    return actor
 
 
 try:
     from ._actor import ActorCore as _Core
     from ._actor import Hot as _Hot
-    from ._actor import act as _act
+    from ._actor import make as _make
 except ImportError:  # built without a C compiler: the same calls, slower
     _Core = _PyActorCore  # type: ignore[misc,assignment]
     _Hot = _PyHot  # type: ignore[misc,assignment]
-    _act = _py_act
+    _make = _py_make
 
 
 class Actor(_Core):

@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ._columns import own_items
 from .actor import Actor
 
 FULL_SCAN = 10_000  # initial actors on a rank up to which every one is looked at
@@ -80,7 +81,7 @@ def shared_state(actors: Iterable[Actor]) -> list[SharedState]:
             names = slots.get(cls)
             if names is None:
                 names = slots[cls] = _model_slots(cls)
-            items: Iterable = actor.__dict__.items()
+            items: Iterable = own_items(actor)  # not __dict__: see engine._columns
             if names:
                 items = [*items, *((n, getattr(actor, n)) for n in names if hasattr(actor, n))]
             for name, value in items:
@@ -109,7 +110,10 @@ def shared_by_initial(
 
 def _name(actor: Actor, value: object) -> str:
     """The attribute of ``actor`` that holds ``value`` (found again: the rare path)."""
-    for name in (*actor.__dict__, *_model_slots(type(actor))):
+    for name, held in own_items(actor):
+        if held is value:
+            return name
+    for name in _model_slots(type(actor)):
         if getattr(actor, name, None) is value:
             return name
     return "?"

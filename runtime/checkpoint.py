@@ -41,7 +41,7 @@ from .sgroups import ROOT
 from .staging import StagingSink
 from .storage import storage_message
 
-FORMAT = 2  # of the manifest and parts; another one is refused
+FORMAT = 3  # of the manifest and parts; another one is refused (3: engine.snapshot's 3)
 FOLDER = "checkpoints"
 MANIFEST = "manifest.json"
 PARTIAL = ".partial"  # the folder's suffix until its manifest is in: resume never sees it

@@ -79,7 +79,7 @@ def test_checkpoints_keep_the_newest_and_the_manifest_describes_them(tmp_path):
     assert len(folders) == 2  # keep = 2 by default
     tick, folder = folders[0]
     manifest = json.loads((folder / MANIFEST).read_text())
-    assert manifest["tick"] == tick and manifest["format"] == 2 and manifest["ranks"] == 1
+    assert manifest["tick"] == tick and manifest["format"] == 3 and manifest["ranks"] == 1
     assert [p["file"] for p in manifest["parts"]] == ["rank-0.part"]
     with h5py.File(tmp_path / "run" / "results.h5") as f:  # rows of ticks up to the checkpoint
         for name, rows in manifest["rows"].items():
@@ -212,12 +212,12 @@ def test_other_format_version(checkpointed, tmp_path):
     assert "checkpoint format 99" in line
 
 
-def test_a_checkpoint_of_format_1_is_refused(checkpointed, tmp_path):
+def test_a_checkpoint_of_format_2_is_refused(checkpointed, tmp_path):
     def older(folder: Path) -> None:
-        _rewrite_manifest(folder, format=1, snapshot_format=1)
+        _rewrite_manifest(folder, format=2, snapshot_format=2)
 
     line = _damage(checkpointed, tmp_path, older)
-    assert "checkpoint format 1, but this pydiasca reads format 2" in line
+    assert "checkpoint format 2, but this pydiasca reads format 3" in line
 
 
 def test_damaged_manifest(checkpointed, tmp_path):

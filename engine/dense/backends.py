@@ -29,8 +29,9 @@ import os
 from typing import Any
 
 import numpy as np
-from numba import get_num_threads, njit, prange, set_num_threads, set_parallel_chunksize
+from numba import get_num_threads, njit, prange, set_num_threads, types
 from numba.core.registry import CPUDispatcher
+from numba.extending import intrinsic
 
 from . import rng
 
@@ -154,19 +155,38 @@ def _build_loop(cell: Any, plan: tuple, nargs: int, shape: tuple) -> Any:
     ]
     for f, _, _, _ in plan:
         lines.append(f"    d{f} = dst[{f}]")
-    lines += ["    for bi in prange(nbi):", "        r0 = bi * by", "        r1 = min(r0 + by, ly)"]
+    # One task per thread, each taking the next block row from an atomic counter
+    # until none is left. Numba's own prange splits the rows evenly up front,
+    # whatever its chunk size (on the OpenMP layer): every tick then waited for
+    # the thread that was descheduled or got the busier rows.
+    lines += [
+        "    counter = np.zeros(1, np.int64)",
+        "    for _task in prange(get_num_threads()):",
+    ]
     for f, _, k, acc in plan:
         if k:
-            lines.append(f"        n{f} = np.zeros(({k}, lx), np.int64)")
+            lines.append(f"        n{f} = np.empty(({k}, lx), np.int64)")
         else:
             lines += [
-                f"        a{f} = np.zeros(lx, np.{acc})",
+                f"        a{f} = np.empty(lx, np.{acc})",
                 f"        lo{f} = np.empty(lx, d{f}.dtype)",
                 f"        hi{f} = np.empty(lx, d{f}.dtype)",
             ]
+    lines += [
+        "        while True:",
+        "            bi = take(counter)",
+        "            if bi >= nbi:",
+        "                break",
+        "            r0 = bi * by",
+        "            r1 = min(r0 + by, ly)",
+    ]
+    body = []
+    for f, _, k, _ in plan:
+        if k:
+            body.append(f"        n{f}[:, :] = 0")
     # The column index starts at a constant: LLVM sees j - hx >= 0 and drops
     # Numba's negative-index wraparound.
-    lines += [
+    body += [
         f"        for g0 in range(r0, r1, {g}):",
         f"            g1 = min(g0 + {g}, r1)",
         "            for r in range(g0, g1):",
@@ -182,23 +202,23 @@ def _build_loop(cell: Any, plan: tuple, nargs: int, shape: tuple) -> Any:
         # rows of a block row start the column accumulators: code of their own, so
         # that the inner loops carry no branch on the row.
         stats = any(not k for _, _, k, _ in plan)
-        lines.append(f"            if g1 - g0 == {g}:")
+        body.append(f"            if g1 - g0 == {g}:")
         if stats:
-            lines.append("                if g0 == r0:")
-            lines += _group_lines(plan, hx, g, first=True, indent=20)
-            lines.append("                else:")
-            lines += _group_lines(plan, hx, g, first=False, indent=20)
+            body.append("                if g0 == r0:")
+            body += _group_lines(plan, hx, g, first=True, indent=20)
+            body.append("                else:")
+            body += _group_lines(plan, hx, g, first=False, indent=20)
         else:
-            lines += _group_lines(plan, hx, g, first=False, indent=16)
-        lines += ["            else:", "                for r in range(g0, g1):"]
+            body += _group_lines(plan, hx, g, first=False, indent=16)
+        body += ["            else:", "                for r in range(g0, g1):"]
         if stats:
-            lines.append("                    if r == r0:")
-            lines += _group_lines(plan, hx, 1, first=True, indent=24, row="r")
-            lines.append("                    else:")
-            lines += _group_lines(plan, hx, 1, first=False, indent=24, row="r")
+            body.append("                    if r == r0:")
+            body += _group_lines(plan, hx, 1, first=True, indent=24, row="r")
+            body.append("                    else:")
+            body += _group_lines(plan, hx, 1, first=False, indent=24, row="r")
         else:
-            lines += _group_lines(plan, hx, 1, first=False, indent=20, row="r")
-        lines += [
+            body += _group_lines(plan, hx, 1, first=False, indent=20, row="r")
+        body += [
             "        for bj in range(nbj):",
             "            b = bi * nbj + bj",
             "            c0 = bj * bx",
@@ -206,7 +226,7 @@ def _build_loop(cell: Any, plan: tuple, nargs: int, shape: tuple) -> Any:
         ]
     for f, col, k, _ in plan:
         if k:
-            lines += [
+            body += [
                 f"            for v in range({k}):",
                 "                t = 0",
                 "                for c in range(c0, c1):",
@@ -214,7 +234,7 @@ def _build_loop(cell: Any, plan: tuple, nargs: int, shape: tuple) -> Any:
                 f"                parts[b, {col} + v] = t",
             ]
         else:
-            lines += [
+            body += [
                 f"            s = a{f}[c0]",
                 f"            m0 = lo{f}[c0]",
                 f"            m1 = hi{f}[c0]",
@@ -226,7 +246,14 @@ def _build_loop(cell: Any, plan: tuple, nargs: int, shape: tuple) -> Any:
                 f"            parts[b, {col + 1}] = m0",
                 f"            parts[b, {col + 2}] = m1",
             ]
-    namespace = {"np": np, "prange": prange, "cell": cell}
+    lines += ["    " + line for line in body]
+    namespace = {
+        "np": np,
+        "prange": prange,
+        "get_num_threads": get_num_threads,
+        "take": _take,
+        "cell": cell,
+    }
     exec(compile("\n".join(lines), "<cell loop>", "exec"), namespace)
     # Both backends compile the prange loop: Numba's parallel pipeline gives faster
     # code even on one thread (2-4x on the epidemic). ``cpu`` runs it on one thread.
@@ -275,25 +302,29 @@ def _group_lines(plan: tuple, hx: int, g: int, first: bool, indent: int, row: st
 
 
 def _dynamic(loop: Any) -> Any:
-    """``loop`` on every thread, block rows handed out one at a time (the ``threads`` backend).
-
-    Numba's default splits the rows evenly up front: on cores shared with other
-    processes every tick then waits for the thread that was descheduled.
-    """
+    """``loop`` on every thread (the ``threads`` backend); small tiles on the calling one."""
 
     def run(*args: Any) -> None:
         geo = args[4]
         if geo[2] * geo[3] < _MIN_PARALLEL_CELLS:  # waking threads would cost more
             _one_thread(loop)(*args)
             return
-        old = set_parallel_chunksize(1)
-        try:
-            loop(*args)
-        finally:
-            set_parallel_chunksize(old)
+        loop(*args)
 
     run.compiled = loop
     return run
+
+
+@intrinsic
+def _take(typingctx: Any, counter: Any) -> Any:
+    """``counter[0] += 1`` as one atomic step, in Numba code; gives the value before."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        array = context.make_array(sig.args[0])(context, builder, args[0])
+        one = context.get_constant(types.int64, 1)
+        return builder.atomic_rmw("add", array.data, one, "monotonic")
+
+    return types.int64(counter), codegen
 
 
 def _one_thread(loop: Any) -> Any:
