@@ -153,6 +153,7 @@ class Kernel:
         self._interrupted = False
         self._gc_thresholds = gc.get_threshold()  # the collector's, restored after a run
         self._young = 0  # the young generation's threshold during a run
+        self._targets: list[int] = []  # by diasca: targets of its sends, at the last tick
         self._current: tuple[int, str] = (0, "engine")  # where a model failure happened
         self._shuffle = (
             _pyrandom.Random(run_order_seed).shuffle if run_order_seed is not None else None
@@ -385,7 +386,14 @@ class Kernel:
 
     def _run_diasca(self, tick: int, diasca: int) -> Failure | None:
         actors = self._actors
-        inbox, count = self._mail.take()  # what was sent last diasca; new sends wait
+        # What was sent last diasca; new sends wait, in an inbox sized for as many targets
+        # as this diasca's sends reached at the last tick.
+        targets = self._targets
+        inbox, count = self._mail.take(targets[diasca] if diasca < len(targets) else 0)
+        if diasca:
+            if diasca > len(targets):
+                targets.append(0)
+            targets[diasca - 1] = len(inbox)
         self.stats.messages += count
         aai, handler = 0, "engine"
         try:
