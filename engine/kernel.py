@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from .actor import Actor, _Hot, _make, _py_make, call_failed, signature_hint
+from .actor import Actor, _acting, _Hot, _make, _py_make, call_failed, signature_hint
 from .agenda import Agenda
 from .directory import Directory
 from .errors import MessageError, SimulationError
@@ -153,6 +153,7 @@ class Kernel:
         self._interrupted = False
         self._gc_thresholds = gc.get_threshold()  # the collector's, restored after a run
         self._young = 0  # the young generation's threshold during a run
+        self._targets: list[int] = []  # by diasca: targets of its sends, at the last tick
         self._current: tuple[int, str] = (0, "engine")  # where a model failure happened
         self._shuffle = (
             _pyrandom.Random(run_order_seed).shuffle if run_order_seed is not None else None
@@ -385,9 +386,16 @@ class Kernel:
 
     def _run_diasca(self, tick: int, diasca: int) -> Failure | None:
         actors = self._actors
-        inbox, count = self._mail.take()  # what was sent last diasca; new sends wait
+        # What was sent last diasca; new sends wait, in an inbox sized for as many targets
+        # as this diasca's sends reached at the last tick.
+        targets = self._targets
+        inbox, count = self._mail.take(targets[diasca] if diasca < len(targets) else 0)
+        if diasca:
+            if diasca > len(targets):
+                targets.append(0)
+            targets[diasca - 1] = len(inbox)
         self.stats.messages += count
-        aai, handler = 0, "engine"
+        aai, handler, actor = 0, "engine", None
         try:
             if diasca == 0 and self._populations:
                 # Before any actor: reads during tick t see the end of tick t-1, and
@@ -408,17 +416,21 @@ class Kernel:
                 for aai, created, tag in notices:
                     actors[aai].on_actor_created(created, tag)
             if diasca == 0:
-                handler = "act_spontaneous"
+                handler, actor = "act_spontaneous", None
                 planned = self.agenda.take(tick)
                 if self._shuffle is not None:
                     planned = sorted(planned)
                     self._shuffle(planned)
-                self.stats.spontaneous += len(planned)
+                    acting = [actors[aai] for aai in planned]
+                else:
+                    acting = _acting(planned, actors)  # engine.actor: in C, or its twin
+                self.stats.spontaneous += len(acting)
                 # A Python loop: Python 3.11 calls a Python method from Python without
                 # entering the interpreter anew, which a loop in C cannot (callgrind: a
                 # C loop cost 130 more instructions per PHOLD event).
-                for aai in planned:
-                    actors[aai].act_spontaneous()
+                for actor in acting:
+                    actor.act_spontaneous()
+                actor = None
             if inbox:
                 handler = "messages"
                 self._deliver(inbox, tick, diasca)
@@ -427,6 +439,8 @@ class Kernel:
                 raise
             if handler in ("__init__", "messages"):
                 aai, handler = self._current
+            elif handler == "act_spontaneous" and actor is not None:
+                aai = actor.aai
             return Failure(
                 aai=aai,
                 class_name=self.class_of(aai).__name__ if aai > 0 else "?",

@@ -90,8 +90,11 @@ class _PyMail:
                 extra += 1
         self.extra += extra
 
-    def take(self) -> tuple[Inbox, int]:
-        """The inbox and its message count, for delivery; new posts start a new inbox."""
+    def take(self, hint: int = 0) -> tuple[Inbox, int]:
+        """The inbox and its message count, for delivery; new posts start a new inbox.
+
+        ``hint``: how many targets the new inbox may expect (the C mail sizes it at once).
+        """
         inbox, count = self.inbox, len(self.inbox) + self.extra
         self.inbox, self.extra = {}, 0
         return inbox, count

@@ -395,6 +395,8 @@ def _restore_directory(k: Kernel, shared: dict[str, Any]) -> None:
 def _builder(k: Kernel, shared: dict[str, Any]):  # noqa: ANN202 - a closure
     """The function that rebuilds one actor record, if its entry places it on this rank."""
     directory, rank, actors = k._directory, k._rank, k._actors
+    descriptors: dict[type, frozenset[str]] = {}
+    put = object.__setattr__
 
     def build(aai: int, state: Any, key: int, count: int, ncreated: int, terminating: int) -> None:
         if directory[aai][0] != rank:
@@ -409,11 +411,30 @@ def _builder(k: Kernel, shared: dict[str, Any]):  # noqa: ANN202 - a closure
         if hasattr(cls, "__setstate__"):
             actor.__setstate__(state)
         else:
-            actor.__dict__.update(state)
+            held = descriptors.get(cls)
+            if held is None:
+                held = descriptors[cls] = _data_descriptors(cls)
+            if held.isdisjoint(state):
+                # Not __dict__.update: a built __dict__ slows every later attribute
+                # access of the actor on CPython 3.11 (engine._columns.encode_attributes).
+                for name, value in state.items():
+                    put(actor, name, value)
+            else:  # a name the class's descriptors would intercept: the dict itself
+                actor.__dict__.update(state)
         actors[aai] = actor
         k._alive += 1
 
     return build
+
+
+def _data_descriptors(cls: type) -> frozenset[str]:
+    """The names of ``cls``'s attributes that intercept setting an instance's attribute."""
+    return frozenset(
+        name
+        for klass in cls.__mro__
+        for name, value in vars(klass).items()
+        if hasattr(type(value), "__set__") or hasattr(type(value), "__delete__")
+    )
 
 
 def _restore_tile(pop: Any, saved: dict[str, Any], root: bool) -> None:

@@ -3,18 +3,64 @@
 ``ThreadTransport`` implements the whole ``engine.Transport`` seam (messages,
 consensus, halo exchange, allgather) between kernels running on threads, so the
 partition invariance of populations can be checked for many rank counts and
-process grids in seconds. The real MPI path is checked by tests/test_dense_mpi.py.
+process grids in seconds. The real MPI path is checked by tests/test_dense_mpi.py
+and tests/test_backends.py, through ``run_pydiasca`` and ``run_digest`` (a
+``pydiasca run`` in a process of its own, under mpiexec for several ranks).
 """
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
+from conftest import ROOT
 
 from engine import Kernel, MemorySink, ProbeStore, Report
 from runtime.digest import canonical_series, digest_of
+from runtime.launch import find_mpiexec
+
+MPIEXEC = find_mpiexec()
+DIGEST = re.compile(r"^results digest: ([0-9a-f]{64})$", re.M)
+
+
+def run_env(**changes: str | None) -> dict:
+    """The environment of a ``pydiasca`` process: this tree on the path, ``changes``
+    applied (None removes a name), no fixed hash seed (the digest must not need one)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("PYTHONHASHSEED", None)
+    for name, value in changes.items():
+        if value is None:
+            env.pop(name, None)
+        else:
+            env[name] = value
+    return env
+
+
+def run_pydiasca(
+    scenario: Path, out: Path, ranks: int, *extra: str, env: dict | None = None, timeout: int = 300
+) -> subprocess.CompletedProcess:
+    """``pydiasca run scenario --out out`` without plots, under mpiexec when ``ranks`` > 1."""
+    cmd = [sys.executable, "-m", "runtime.cli", "run", str(scenario), "--out", str(out)]
+    cmd += ["--set", "results.plots=false", *extra]
+    if ranks > 1:
+        cmd = [MPIEXEC, "-n", str(ranks), *cmd]
+    env = run_env() if env is None else env
+    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
+
+
+def run_digest(scenario: Path, out: Path, ranks: int, *extra: str, **kwargs) -> str:
+    """The one ``results digest:`` line of a successful ``run_pydiasca``."""
+    proc = run_pydiasca(scenario, out, ranks, *extra, **kwargs)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    found = DIGEST.findall(proc.stdout)
+    assert len(found) == 1, proc.stdout
+    return found[0]
 
 
 class _Hub:

@@ -7,8 +7,6 @@ runs the shipped small scenarios on it too.
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
 from functools import cache
@@ -17,15 +15,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import ROOT
+from dense_support import MPIEXEC, run_digest, run_env, run_pydiasca
 
 from engine import Kernel, MemorySink, ProbeStore
 from engine.dense import DensePopulation, rng
 from engine.dense.backends import cell_kernel, default_backend
 from models.heat import HeatPlate
-from runtime.launch import find_mpiexec
-
-MPIEXEC = find_mpiexec()
-DIGEST = re.compile(r"^results digest: ([0-9a-f]{64})$", re.M)
 
 HEAT = """
 [simulation]
@@ -83,30 +78,15 @@ SCENARIOS = {"heat": HEAT, "epidemic": EPIDEMIC}
 
 
 def _env(simulate: bool) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("PYTHONHASHSEED", None)
-    if simulate:
-        env["NUMBA_ENABLE_CUDASIM"] = "1"
-    else:
-        env.pop("NUMBA_ENABLE_CUDASIM", None)
-    return env
+    return run_env(NUMBA_ENABLE_CUDASIM="1" if simulate else None)
 
 
 def pydiasca(scenario: Path, out: Path, ranks: int, *extra: str, simulate: bool = True):
-    cmd = [sys.executable, "-m", "runtime.cli", "run", str(scenario), "--out", str(out)]
-    cmd += ["--set", "results.plots=false", *extra]
-    if ranks > 1:
-        cmd = [MPIEXEC, "-n", str(ranks), *cmd]
-    env = _env(simulate)
-    return subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=300)
+    return run_pydiasca(scenario, out, ranks, *extra, env=_env(simulate))
 
 
 def digest(scenario: Path, out: Path, ranks: int, *extra: str, simulate: bool = True) -> str:
-    proc = pydiasca(scenario, out, ranks, *extra, simulate=simulate)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    found = DIGEST.findall(proc.stdout)
-    assert len(found) == 1, proc.stdout
-    return found[0]
+    return run_digest(scenario, out, ranks, *extra, env=_env(simulate))
 
 
 @cache

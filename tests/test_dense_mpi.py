@@ -7,8 +7,6 @@ ghost agents, posts, watched cells and aggregates all cross ranks here.
 
 from __future__ import annotations
 
-import os
-import re
 import subprocess
 import sys
 from functools import cache
@@ -18,31 +16,18 @@ import h5py
 import numpy as np
 import pytest
 from conftest import ROOT
+from dense_support import MPIEXEC, run_digest, run_pydiasca
 
-from runtime.launch import find_mpiexec
-
-MPIEXEC = find_mpiexec()
 pytestmark = pytest.mark.skipif(MPIEXEC is None, reason="no mpiexec (pip install mpich)")
 
 EPIDEMIC = ROOT / "scenarios" / "epidemic-small.toml"
 HEAT = ROOT / "scenarios" / "heat-small.toml"
 CONTACTS = ROOT / "tests" / "data" / "contacts.toml"
-DIGEST = re.compile(r"^results digest: ([0-9a-f]{64})$", re.M)
 _runs = iter(range(10**6))
 
 
 def pydiasca(scenario: Path, out: Path, ranks: int, *extra: str) -> str:
-    cmd = [sys.executable, "-m", "runtime.cli", "run", str(scenario), "--out", str(out)]
-    cmd += ["--set", "results.plots=false", *extra]
-    if ranks > 1:
-        cmd = [MPIEXEC, "-n", str(ranks), *cmd]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("PYTHONHASHSEED", None)
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=180)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    found = DIGEST.findall(proc.stdout)
-    assert len(found) == 1, proc.stdout
-    return found[0]
+    return run_digest(scenario, out, ranks, *extra, timeout=180)
 
 
 @cache
@@ -111,10 +96,7 @@ def test_dense_benchmark_quick(tmp_path):
 
 
 def test_a_process_grid_that_does_not_fit_is_one_line_and_exit_2(tmp_path):
-    cmd = [MPIEXEC, "-n", "2", sys.executable, "-m", "runtime.cli", "run", str(EPIDEMIC)]
-    cmd += ["--out", str(tmp_path / "run"), *grid(3, 1)]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env, timeout=120)
+    proc = run_pydiasca(EPIDEMIC, tmp_path / "run", 2, *grid(3, 1), timeout=120)
     assert proc.returncode == 2
     assert proc.stderr == (
         f"error: {EPIDEMIC}: [[populations]] epidemic: process grid [3, 1] does not have 2 "

@@ -257,7 +257,7 @@ def _has_built_dict(actor: Actor) -> bool:
     return any(type(r) is dict for r in gc.get_referents(actor))
 
 
-def test_a_checkpoint_does_not_build_the_actors_dicts():
+def test_a_checkpoint_does_not_build_the_actors_dicts(tmp_path):
     """On CPython 3.11, building an instance's __dict__ slows every later attribute access
     of it (20 to 35% of a PHOLD tick, measured): the compiled reader reads the attributes
     where the instance keeps them, and so does the kernel's check for state shared between
@@ -279,6 +279,7 @@ def test_a_checkpoint_does_not_build_the_actors_dicts():
         assert not any(map(_has_built_dict, actors))
         seen.append(chunks)
         assert chunks[0]["names"] == ["i", "f", "name"]
+        _partfile.write(tmp_path / "rank-0.part", _records(kernel, next_tick))
         actors[3].__dict__  # noqa: B018 - built for one actor: it is read from its dict
         assert _has_built_dict(actors[3])
         again = list(snap.actor_chunks(kernel))
@@ -288,3 +289,9 @@ def test_a_checkpoint_does_not_build_the_actors_dicts():
     k.at_tick_end = at_end
     k.run()
     assert seen
+    part = _load(tmp_path / "rank-0.part")
+    fresh = Kernel(stop_tick=5, seed=3)
+    snap.restore(fresh, part["shared"], [part])
+    restored = [a for a in fresh._actors if a is not None]
+    assert len(restored) == 30 and not any(map(_has_built_dict, restored))
+    assert [(a.i, a.f, a.name) for a in restored] == [(4, 2.0, "plain")] * 30
