@@ -474,9 +474,30 @@ static PyObject *hashes(PyObject *module, PyObject *const *args, Py_ssize_t narg
     if (writable(args[1], &view, n * 8) < 0)
         return NULL;
     int64_t *out = view.buf;
+#if PY_VERSION_HEX < 0x030D0000
     Py_hash_t hash;
     while (got < n && _PySet_NextEntry(source, &pos, &key, &hash))
         out[got++] = hash;
+#else /* no _PySet_NextEntry to rely on: the items are hashed again */
+    (void)pos;
+    PyObject *it = PyObject_GetIter(source);
+    if (it == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    while (got < n && (key = PyIter_Next(it)) != NULL) {
+        Py_hash_t hash = PyObject_Hash(key);
+        Py_DECREF(key);
+        if (hash == -1 && PyErr_Occurred())
+            break;
+        out[got++] = hash;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+#endif
     PyBuffer_Release(&view);
     Py_RETURN_NONE;
 }
