@@ -392,46 +392,7 @@ static PyObject *actor_make(PyObject *module, PyObject *const *args, Py_ssize_t 
     return (PyObject *)actor;
 }
 
-/* acting(planned, actors): see engine.actor._py_acting. */
-static PyObject *actor_acting(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
-{
-    if (nargs != 2)
-        return PyErr_Format(PyExc_TypeError, "acting() takes 2 arguments (%zd given)", nargs);
-    PyObject *planned = args[0], *actors = args[1];
-    if (!PySet_CheckExact(planned) || !PyList_CheckExact(actors)) {
-        PyErr_SetString(PyExc_TypeError, "acting() needs a set of AAIs and the actors");
-        return NULL;
-    }
-    PyObject *out = PyList_New(PySet_GET_SIZE(planned));
-    if (out == NULL)
-        return NULL;
-    Py_ssize_t pos = 0, i = 0, n = PyList_GET_SIZE(actors);
-    PyObject *aai;
-    Py_hash_t hash;
-    /* A plan is the planning actor's own AAI object (Actor API: agenda[tick].add(aai)),
-     * an int whose hash is its value: the actor at that index, when its AAI is that very
-     * object, is found without reading the int, a cache miss per planned actor at 10^5
-     * actors; and this tight loop fetches the actors' memory ahead of their actions.
-     * Anything else is looked up as Python would. */
-    while (_PySet_NextEntry(planned, &pos, &aai, &hash)) {
-        PyObject *actor = hash > 0 && hash < n ? PyList_GET_ITEM(actors, hash) : NULL;
-        if (actor != NULL && PyObject_TypeCheck(actor, &CoreType) && ((Core *)actor)->aai == aai) {
-            Py_INCREF(actor);
-        } else {
-            actor = PyObject_GetItem(actors, aai);
-            if (actor == NULL) {
-                Py_DECREF(out);
-                return NULL;
-            }
-        }
-        PyList_SET_ITEM(out, i++, actor);
-    }
-    return out;
-}
-
 static PyMethodDef module_methods[] = {
-    {"acting", (PyCFunction)(void (*)(void))actor_acting, METH_FASTCALL,
-     "acting(planned, actors): the actors whose AAIs are in the set planned, in its order."},
     {"make", (PyCFunction)(void (*)(void))actor_make, METH_FASTCALL,
      "make(cls, kernel, aai, key, random_type): a new actor with the engine's slots set."},
     {NULL, NULL, 0, NULL},

@@ -156,7 +156,7 @@ def _encode(values: list) -> tuple:
             if found:
                 return ("same", values[0]) if found == 2 else (number[0], array)
         elif kind in _MUTABLE or kind is tuple:
-            flat = _flatten(values, kind, _UNSHARED - 1)
+            flat = _flatten(values, kind, _UNSHARED - 1, True)
             if flat is not None:
                 return _flat(kind, *flat)
     if kind in _SCALARS and all(map(is_, values, repeat(values[0]))):
@@ -201,12 +201,24 @@ def _containers(values: list, kind: type) -> tuple:
     )
 
 
-def _flat(kind: type, lengths: bytes, *columns: list) -> tuple:
+def _flat(kind: type, lengths: bytes, *columns: Any) -> tuple:
     """The node of containers that ``_packing.flatten`` took apart."""
     counts = np.frombuffer(lengths, np.int64)
     if kind is dict:
-        return ("dict", counts, _encode(columns[0]), _encode(columns[1]))
-    return ("list" if kind is list else "tuple", counts, _encode(columns[0]))
+        return ("dict", counts, _flat_items(columns[0]), _flat_items(columns[1]))
+    return ("list" if kind is list else "tuple", counts, _flat_items(columns[0]))
+
+
+def _flat_items(column: Any) -> tuple:
+    """The node of a column ``flatten`` gave: a list, or numbers it converted itself
+    (type, bytearray, all the first's bits, the first), as ``_encode`` would give them."""
+    if type(column) is list:
+        return _encode(column)
+    kind, data, same, first = column
+    if same:
+        return ("same", first)
+    tag, dtype = _NUMBERS[kind]
+    return (tag, np.frombuffer(data, dtype))
 
 
 _KINDS = {"list": list, "tuple": tuple, "dict": dict}

@@ -18,6 +18,12 @@ typedef struct {
     PyObject *inbox; /* dict */
     PyObject *outbox; /* dict */
     Py_ssize_t extra;
+    /* The last handler found: (directory entry, handler name) -> function, while the
+     * entry's handlers dict keeps its version (a directory never changes one in place,
+     * but the check costs nothing). Strong references, so that no other object can
+     * take their addresses. */
+    PyObject *c_entry, *c_name, *c_fn;
+    uint64_t c_version;
 } Mail;
 
 static int Mail_init(Mail *self, PyObject *args, PyObject *kwds)
@@ -54,6 +60,9 @@ static int Mail_traverse(Mail *self, visitproc visit, void *arg)
     Py_VISIT(self->check);
     Py_VISIT(self->inbox);
     Py_VISIT(self->outbox);
+    Py_VISIT(self->c_entry);
+    Py_VISIT(self->c_name);
+    Py_VISIT(self->c_fn);
     return 0;
 }
 
@@ -64,6 +73,9 @@ static int Mail_clear(Mail *self)
     Py_CLEAR(self->check);
     Py_CLEAR(self->inbox);
     Py_CLEAR(self->outbox);
+    Py_CLEAR(self->c_entry);
+    Py_CLEAR(self->c_name);
+    Py_CLEAR(self->c_fn);
     return 0;
 }
 
@@ -123,6 +135,16 @@ static int deliver_to(Mail *self, PyObject *target, PyObject *sender, PyObject *
     return status;
 }
 
+/* The version of a handlers dict, for the mail's cache; 0: not cacheable. */
+static inline uint64_t cache_version(PyObject *handlers)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    return PyDict_CheckExact(handlers) ? ((PyDictObject *)handlers)->ma_version_tag : 0;
+#else
+    return 0; /* the version tag is deprecated from Python 3.12 on: no cache */
+#endif
+}
+
 /* handlers.get(handler) as a new reference (Py_None when absent), NULL with an error set. */
 static PyObject *lookup(PyObject *handlers, PyObject *handler)
 {
@@ -150,16 +172,28 @@ static PyObject *Mail_post(Mail *self, PyObject *const *args, Py_ssize_t nargs)
     if (t <= 0 || t >= PyList_GET_SIZE(self->directory))
         Py_RETURN_FALSE;
     PyObject *entry = PyList_GET_ITEM(self->directory, t);
-    PyObject *fn = lookup(PyTuple_GET_ITEM(entry, 1), handler);
-    if (fn == NULL) {
-        if (!PyErr_ExceptionMatches(PyExc_TypeError))
-            return NULL;
-        PyErr_Clear(); /* an unhashable handler */
-        Py_RETURN_FALSE;
-    }
-    if (fn == Py_None) {
-        Py_DECREF(fn);
-        Py_RETURN_FALSE;
+    PyObject *handlers = PyTuple_GET_ITEM(entry, 1), *fn;
+    if (entry == self->c_entry && handler == self->c_name && cache_version(handlers) == self->c_version) {
+        fn = Py_NewRef(self->c_fn); /* the common case: the same handler as the last post */
+    } else {
+        fn = lookup(handlers, handler);
+        if (fn == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_TypeError))
+                return NULL;
+            PyErr_Clear(); /* an unhashable handler */
+            Py_RETURN_FALSE;
+        }
+        if (fn == Py_None) {
+            Py_DECREF(fn);
+            Py_RETURN_FALSE;
+        }
+        uint64_t version = cache_version(handlers);
+        if (version != 0) {
+            Py_XSETREF(self->c_entry, Py_NewRef(entry));
+            Py_XSETREF(self->c_name, Py_NewRef(handler));
+            Py_XSETREF(self->c_fn, Py_NewRef(fn));
+            self->c_version = version;
+        }
     }
     Py_ssize_t n = PyTuple_GET_SIZE(margs);
     for (Py_ssize_t i = 0; i < n; i++) {

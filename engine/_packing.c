@@ -181,15 +181,97 @@ static PyObject *numbers(PyObject *module, PyObject *const *args, Py_ssize_t nar
     return PyLong_FromLong(result);
 }
 
-/* flatten(values, kind, refs): for a list of lists, tuples or dicts, exactly of type
- * ``kind``: (lengths, items) or, for dicts, (lengths, keys, items), the items of every
+/* One output column of flatten: a list of the items, or, when asked and the first item
+ * is an exact int, float or bool, their numbers (as numbers() writes them) in a
+ * bytearray. ``failed`` says a later item did not fit (flatten then starts again). */
+typedef struct {
+    PyObject *list, *data, *first;
+    PyTypeObject *kind;
+    int same, failed;
+} out_column;
+
+static int column_open(out_column *c, Py_ssize_t total, PyObject *first, int numeric)
+{
+    memset(c, 0, sizeof(*c));
+    PyTypeObject *t = first != NULL ? Py_TYPE(first) : NULL;
+    if (numeric && (t == &PyLong_Type || t == &PyFloat_Type || t == &PyBool_Type)) {
+        c->kind = t;
+        c->first = first;
+        c->same = 1;
+        c->data = PyByteArray_FromStringAndSize(NULL, total * (t == &PyBool_Type ? 1 : 8));
+        return c->data == NULL ? -1 : 0;
+    }
+    c->list = PyList_New(total);
+    return c->list == NULL ? -1 : 0;
+}
+
+static void column_put(out_column *c, Py_ssize_t at, PyObject *x)
+{
+    if (c->list != NULL) {
+        PyList_SET_ITEM(c->list, at, Py_NewRef(x));
+        return;
+    }
+    if (c->failed)
+        return;
+    if (Py_TYPE(x) != c->kind) {
+        c->failed = 1;
+        return;
+    }
+    char *bytes = PyByteArray_AS_STRING(c->data);
+    if (c->kind == &PyBool_Type) {
+        bytes[at] = x == Py_True;
+        if (bytes[at] != bytes[0])
+            c->same = 0;
+        return;
+    }
+    uint64_t *words = (uint64_t *)bytes, w;
+    if (c->kind == &PyFloat_Type) {
+        double d = PyFloat_AS_DOUBLE(x);
+        memcpy(&w, &d, 8);
+    }
+    else {
+        int overflow = 0;
+        long long v = PyLong_AsLongLongAndOverflow(x, &overflow);
+        if (overflow) {
+            c->failed = 1;
+            return;
+        }
+        w = (uint64_t)v;
+    }
+    words[at] = w;
+    if (w != words[0])
+        c->same = 0;
+}
+
+/* The column as flatten returns it: the list, or (kind, data, same, first). */
+static PyObject *column_close(out_column *c)
+{
+    if (c->list != NULL)
+        return c->list;
+    PyObject *out = PyTuple_Pack(4, (PyObject *)c->kind, c->data, c->same ? Py_True : Py_False,
+                                 c->first);
+    Py_DECREF(c->data);
+    return out;
+}
+
+static void column_drop(out_column *c)
+{
+    Py_XDECREF(c->list);
+    Py_XDECREF(c->data);
+}
+
+/* flatten(values, kind, refs[, numeric]): for a list of lists, tuples or dicts, exactly of
+ * type ``kind``: (lengths, items) or, for dicts, (lengths, keys, items), the items of every
  * container in order, and lengths a bytes of int64. Lists and dicts must have exactly
  * ``refs`` references (their owner's and the list's: nothing else shares them). None
- * when a value is not of that type or is shared. */
+ * when a value is not of that type or is shared. With ``numeric``, a column whose items
+ * are all exact ints (of 64 bits), floats or bools, as its first one is, comes as
+ * (type, bytearray of their numbers, whether all are the first's bits, the first item)
+ * rather than a list: one pass less over them. */
 static PyObject *flatten(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3 || !PyList_Check(args[0]) || !PyType_Check(args[1])) {
-        PyErr_SetString(PyExc_TypeError, "flatten(values, kind, refs)");
+    if ((nargs != 3 && nargs != 4) || !PyList_Check(args[0]) || !PyType_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError, "flatten(values, kind, refs[, numeric])");
         return NULL;
     }
     PyObject *values = args[0];
@@ -197,23 +279,41 @@ static PyObject *flatten(PyObject *module, PyObject *const *args, Py_ssize_t nar
     Py_ssize_t refs = PyLong_AsSsize_t(args[2]);
     if (refs == -1 && PyErr_Occurred())
         return NULL;
+    int numeric = nargs == 4 ? PyObject_IsTrue(args[3]) : 0;
+    if (numeric < 0)
+        return NULL;
     int is_dict = kind == &PyDict_Type, mutable = kind != &PyTuple_Type;
     if (!is_dict && kind != &PyList_Type && kind != &PyTuple_Type) {
         PyErr_SetString(PyExc_TypeError, "flatten() takes list, tuple or dict");
         return NULL;
     }
     Py_ssize_t n = PyList_GET_SIZE(values), total = 0;
+    PyObject *first_key = NULL, *first_item = NULL;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *v = PyList_GET_ITEM(values, i);
         if (Py_TYPE(v) != kind || (mutable && Py_REFCNT(v) != refs))
             Py_RETURN_NONE;
-        total += is_dict ? PyDict_GET_SIZE(v) : Py_SIZE(v);
+        Py_ssize_t m = is_dict ? PyDict_GET_SIZE(v) : Py_SIZE(v);
+        if (m && first_item == NULL) {
+            if (is_dict) {
+                Py_ssize_t pos = 0;
+                PyDict_Next(v, &pos, &first_key, &first_item);
+            }
+            else
+                first_item = kind == &PyList_Type ? PyList_GET_ITEM(v, 0) : PyTuple_GET_ITEM(v, 0);
+        }
+        total += m;
     }
+again:;
+    out_column keys, items;
+    memset(&keys, 0, sizeof(keys));
     PyObject *lengths = PyBytes_FromStringAndSize(NULL, n * 8);
-    PyObject *keys = is_dict ? PyList_New(total) : NULL;
-    PyObject *items = PyList_New(total);
-    if (lengths == NULL || items == NULL || (is_dict && keys == NULL))
-        goto fail;
+    if (lengths == NULL || (is_dict && column_open(&keys, total, first_key, numeric) < 0)
+        || column_open(&items, total, first_item, numeric) < 0) {
+        Py_XDECREF(lengths);
+        column_drop(&keys);
+        return NULL;
+    }
     int64_t *len = (int64_t *)PyBytes_AS_STRING(lengths);
     Py_ssize_t at = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -223,8 +323,8 @@ static PyObject *flatten(PyObject *module, PyObject *const *args, Py_ssize_t nar
             PyObject *k, *x;
             len[i] = PyDict_GET_SIZE(v);
             while (PyDict_Next(v, &pos, &k, &x)) {
-                PyList_SET_ITEM(keys, at, Py_NewRef(k));
-                PyList_SET_ITEM(items, at++, Py_NewRef(x));
+                column_put(&keys, at, k);
+                column_put(&items, at++, x);
             }
         }
         else {
@@ -233,20 +333,25 @@ static PyObject *flatten(PyObject *module, PyObject *const *args, Py_ssize_t nar
                                                   : ((PyTupleObject *)v)->ob_item;
             len[i] = m;
             for (Py_ssize_t j = 0; j < m; j++)
-                PyList_SET_ITEM(items, at++, Py_NewRef(src[j]));
+                column_put(&items, at++, src[j]);
         }
     }
-    PyObject *result = is_dict ? PyTuple_Pack(3, lengths, keys, items)
-                               : PyTuple_Pack(2, lengths, items);
+    if (keys.failed || items.failed) { /* numbers of mixed types: as lists, once more */
+        Py_DECREF(lengths);
+        column_drop(&keys);
+        column_drop(&items);
+        numeric = 0;
+        goto again;
+    }
+    PyObject *k_out = is_dict ? column_close(&keys) : NULL, *i_out = column_close(&items);
+    PyObject *result = NULL;
+    if (i_out != NULL && (!is_dict || k_out != NULL))
+        result = is_dict ? PyTuple_Pack(3, lengths, k_out, i_out)
+                         : PyTuple_Pack(2, lengths, i_out);
     Py_DECREF(lengths);
-    Py_XDECREF(keys);
-    Py_DECREF(items);
+    Py_XDECREF(k_out);
+    Py_XDECREF(i_out);
     return result;
-fail:
-    Py_XDECREF(lengths);
-    Py_XDECREF(keys);
-    Py_XDECREF(items);
-    return NULL;
 }
 
 /* columns(dicts, names): for a list of dicts that all hold exactly the keys ``names`` (a
@@ -474,9 +579,30 @@ static PyObject *hashes(PyObject *module, PyObject *const *args, Py_ssize_t narg
     if (writable(args[1], &view, n * 8) < 0)
         return NULL;
     int64_t *out = view.buf;
+#if PY_VERSION_HEX < 0x030D0000
     Py_hash_t hash;
     while (got < n && _PySet_NextEntry(source, &pos, &key, &hash))
         out[got++] = hash;
+#else /* no _PySet_NextEntry to rely on: the items are hashed again */
+    (void)pos;
+    PyObject *it = PyObject_GetIter(source);
+    if (it == NULL) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    while (got < n && (key = PyIter_Next(it)) != NULL) {
+        Py_hash_t hash = PyObject_Hash(key);
+        Py_DECREF(key);
+        if (hash == -1 && PyErr_Occurred())
+            break;
+        out[got++] = hash;
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred()) {
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+#endif
     PyBuffer_Release(&view);
     Py_RETURN_NONE;
 }

@@ -153,21 +153,14 @@ def _py_make(cls: type, k: KernelSurface, aai: int, key: int, random: type) -> A
     return actor
 
 
-def _py_acting(planned: set[int], actors: list) -> list:
-    """The actors whose AAIs are in ``planned``, in its order: the kernel's reference."""
-    return [actors[aai] for aai in planned]
-
-
 try:
     from ._actor import ActorCore as _Core
     from ._actor import Hot as _Hot
-    from ._actor import acting as _acting
     from ._actor import make as _make
 except ImportError:  # built without a C compiler: the same calls, slower
     _Core = _PyActorCore  # type: ignore[misc,assignment]
     _Hot = _PyHot  # type: ignore[misc,assignment]
     _make = _py_make
-    _acting = _py_acting
 
 
 class Actor(_Core):

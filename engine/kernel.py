@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from .actor import Actor, _acting, _Hot, _make, _py_make, call_failed, signature_hint
+from .actor import Actor, _Hot, _make, _py_make, call_failed, signature_hint
 from .agenda import Agenda
 from .directory import Directory
 from .errors import MessageError, SimulationError
@@ -395,7 +395,7 @@ class Kernel:
                 targets.append(0)
             targets[diasca - 1] = len(inbox)
         self.stats.messages += count
-        aai, handler, actor = 0, "engine", None
+        aai, handler = 0, "engine"
         try:
             if diasca == 0 and self._populations:
                 # Before any actor: reads during tick t see the end of tick t-1, and
@@ -416,21 +416,17 @@ class Kernel:
                 for aai, created, tag in notices:
                     actors[aai].on_actor_created(created, tag)
             if diasca == 0:
-                handler, actor = "act_spontaneous", None
+                handler = "act_spontaneous"
                 planned = self.agenda.take(tick)
                 if self._shuffle is not None:
                     planned = sorted(planned)
                     self._shuffle(planned)
-                    acting = [actors[aai] for aai in planned]
-                else:
-                    acting = _acting(planned, actors)  # engine.actor: in C, or its twin
-                self.stats.spontaneous += len(acting)
+                self.stats.spontaneous += len(planned)
                 # A Python loop: Python 3.11 calls a Python method from Python without
                 # entering the interpreter anew, which a loop in C cannot (callgrind: a
                 # C loop cost 130 more instructions per PHOLD event).
-                for actor in acting:
-                    actor.act_spontaneous()
-                actor = None
+                for aai in planned:
+                    actors[aai].act_spontaneous()
             if inbox:
                 handler = "messages"
                 self._deliver(inbox, tick, diasca)
@@ -439,8 +435,6 @@ class Kernel:
                 raise
             if handler in ("__init__", "messages"):
                 aai, handler = self._current
-            elif handler == "act_spontaneous" and actor is not None:
-                aai = actor.aai
             return Failure(
                 aai=aai,
                 class_name=self.class_of(aai).__name__ if aai > 0 else "?",
