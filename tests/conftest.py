@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -19,6 +20,11 @@ PURE_PYTHON = "PYDIASCA_TEST_PURE_PYTHON"
 if os.environ.get(PURE_PYTHON):
     for _name in C_CORES:
         sys.modules[_name] = None  # type: ignore[assignment] - makes the import fail
+
+# A suite started in the background (nohup, `cmd &` in a script) inherits SIGINT
+# ignored, and so would every process it starts: the tests of Ctrl-C need it live.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 from engine import Kernel, MemorySink, ProbeStore  # noqa: E402
 from runtime.digest import canonical_series, digest_of  # noqa: E402
