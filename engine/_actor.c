@@ -19,7 +19,24 @@ typedef struct {
     long long tick_ll;
     PyObject *agenda;
     PyObject *post;
+    /* The last tick planned and its set of the agenda, while the agenda dict keeps its
+     * version (no tick added or removed since): a plan for that tick then needs no lookup
+     * (and schedule_in no int object). Python 3.11 only: the version tag is deprecated
+     * from 3.12 on, and there the cache stays empty. */
+    long long c_tick;
+    PyObject *c_set;
+    uint64_t c_version;
 } Hot;
+
+/* The version of the agenda dict, for the plan cache; 0: not cacheable. */
+static inline uint64_t agenda_version(PyObject *agenda)
+{
+#if PY_VERSION_HEX < 0x030C0000
+    return PyDict_Check(agenda) ? ((PyDictObject *)agenda)->ma_version_tag : 0;
+#else
+    return 0;
+#endif
+}
 
 static int Hot_init(Hot *self, PyObject *args, PyObject *kwds)
 {
@@ -31,6 +48,8 @@ static int Hot_init(Hot *self, PyObject *args, PyObject *kwds)
     Py_XSETREF(self->post, Py_NewRef(post));
     Py_XSETREF(self->tick, PyLong_FromLong(0));
     self->tick_ll = 0;
+    Py_CLEAR(self->c_set);
+    self->c_version = 0;
     return self->tick == NULL ? -1 : 0;
 }
 
@@ -39,6 +58,7 @@ static int Hot_traverse(Hot *self, visitproc visit, void *arg)
     Py_VISIT(self->tick);
     Py_VISIT(self->agenda);
     Py_VISIT(self->post);
+    Py_VISIT(self->c_set);
     return 0;
 }
 
@@ -47,6 +67,7 @@ static int Hot_clear(Hot *self)
     Py_CLEAR(self->tick);
     Py_CLEAR(self->agenda);
     Py_CLEAR(self->post);
+    Py_CLEAR(self->c_set);
     return 0;
 }
 
@@ -192,12 +213,28 @@ static PyObject *Core_get_diasca(Core *self, void *c)
     return self->k ? PyObject_GetAttr(self->k, s_diasca) : unset("diasca");
 }
 
-/* agenda[tick].add(aai): plan act_spontaneous at tick (already checked to be in the future). */
-static PyObject *plan(Core *self, PyObject *tick)
+/* agenda[tick].add(aai): plan act_spontaneous at tick t (already checked to be in the
+ * future); tick is t as an int, or NULL: made here when needed. */
+static PyObject *plan(Core *self, long long t, PyObject *tick)
 {
-    PyObject *agenda = self->hot ? Py_NewRef(self->hot->agenda) : PyObject_GetAttr(self->k, s_agenda);
+    Hot *hot = self->hot;
+    if (hot != NULL && hot->c_set != NULL && hot->c_tick == t
+        && hot->c_version == agenda_version(hot->agenda)) {
+        if (PySet_Add(hot->c_set, self->aai) < 0) /* the common case: the same tick as before */
+            return NULL;
+        Py_RETURN_NONE;
+    }
+    PyObject *agenda = hot ? Py_NewRef(hot->agenda) : PyObject_GetAttr(self->k, s_agenda);
     if (agenda == NULL)
         return NULL;
+    if (tick == NULL)
+        tick = PyLong_FromLongLong(t);
+    else
+        Py_INCREF(tick);
+    if (tick == NULL) {
+        Py_DECREF(agenda);
+        return NULL;
+    }
     PyObject *actors = NULL;
     if (PyDict_Check(agenda)) {
         actors = PyDict_GetItemWithError(agenda, tick); /* borrowed */
@@ -205,18 +242,27 @@ static PyObject *plan(Core *self, PyObject *tick)
     }
     if (actors == NULL && !PyErr_Occurred())
         actors = PyObject_GetItem(agenda, tick); /* a new tick: the agenda's __missing__ */
-    Py_DECREF(agenda);
-    if (actors == NULL)
+    Py_DECREF(tick);
+    if (actors == NULL) {
+        Py_DECREF(agenda);
         return NULL;
+    }
     int status;
     if (PySet_CheckExact(actors)) {
         status = PySet_Add(actors, self->aai);
+        uint64_t version = agenda_version(agenda);
+        if (hot != NULL && agenda == hot->agenda && version != 0 && status == 0) {
+            Py_XSETREF(hot->c_set, Py_NewRef(actors));
+            hot->c_tick = t;
+            hot->c_version = version;
+        }
     } else {
         PyObject *r = PyObject_CallMethodOneArg(actors, s_add, self->aai);
         status = r == NULL ? -1 : 0;
         Py_XDECREF(r);
     }
     Py_DECREF(actors);
+    Py_DECREF(agenda);
     if (status < 0)
         return NULL;
     Py_RETURN_NONE;
@@ -253,14 +299,8 @@ static PyObject *Core_schedule_in(Core *self, PyObject *n)
         long long ticks = PyLong_AsLongLongAndOverflow(n, &overflow);
         if (!overflow && ticks >= 1 && ticks < (1LL << 40)) {
             long long now = current_tick(self, &ok);
-            if (ok && now >= 0 && now < (1LL << 60)) {
-                PyObject *tick = PyLong_FromLongLong(now + ticks);
-                if (tick == NULL)
-                    return NULL;
-                PyObject *r = plan(self, tick);
-                Py_DECREF(tick);
-                return r;
-            }
+            if (ok && now >= 0 && now < (1LL << 60))
+                return plan(self, now + ticks, NULL);
         }
         PyErr_Clear();
     }
@@ -275,7 +315,7 @@ static PyObject *Core_add_spontaneous_tick(Core *self, PyObject *tick)
         if (!overflow && !(t == -1 && PyErr_Occurred())) {
             long long now = current_tick(self, &ok);
             if (ok && t > now)
-                return plan(self, tick);
+                return plan(self, t, tick);
         }
         PyErr_Clear();
     }
@@ -392,7 +432,65 @@ static PyObject *actor_make(PyObject *module, PyObject *const *args, Py_ssize_t 
     return (PyObject *)actor;
 }
 
+/* bind(cls): give an actor class its own descriptors of the core's hot calls (send,
+ * schedule_in, add_spontaneous_tick). Python 3.11's specialised calls of a C method check
+ * that the instance's type is exactly the type that the method's descriptor names: a
+ * model's actor calling a descriptor of ActorCore misses that check at every call and
+ * takes the generic call (about 200 more instructions per call, callgrind). The same C
+ * functions, named by descriptors of the model's class, hit it. engine.Actor binds every
+ * subclass as it is defined; a method that the class or one of its bases overrides is
+ * left alone. */
+static PyObject *bind(PyObject *module, PyObject *cls)
+{
+    if (!PyType_Check(cls) || !PyType_IsSubtype((PyTypeObject *)cls, &CoreType)) {
+        PyErr_SetString(PyExc_TypeError, "bind() needs a subclass of ActorCore");
+        return NULL;
+    }
+    for (PyMethodDef *def = Core_methods; def->ml_name != NULL; def++) {
+        PyObject *name = PyUnicode_InternFromString(def->ml_name);
+        if (name == NULL)
+            return NULL;
+        PyObject *found = _PyType_Lookup((PyTypeObject *)cls, name); /* borrowed */
+        int status = 0;
+        if (found != NULL && Py_IS_TYPE(found, &PyMethodDescr_Type)
+            && ((PyMethodDescrObject *)found)->d_method == def
+            && PyDescr_TYPE(found) != (PyTypeObject *)cls) {
+            PyObject *descr = PyDescr_NewMethod((PyTypeObject *)cls, def);
+            status = descr == NULL ? -1 : PyObject_SetAttr(cls, name, descr);
+            Py_XDECREF(descr);
+        }
+        Py_DECREF(name);
+        if (status < 0)
+            return NULL;
+    }
+    /* tick and diasca too: a getter's descriptor checks the instance's type the same way,
+     * at once when it is exactly its own */
+    for (PyGetSetDef *def = Core_getset; def->name != NULL; def++) {
+        if (def->name[0] == '_')
+            continue; /* _k: set once per actor */
+        PyObject *name = PyUnicode_InternFromString(def->name);
+        if (name == NULL)
+            return NULL;
+        PyObject *found = _PyType_Lookup((PyTypeObject *)cls, name); /* borrowed */
+        int status = 0;
+        if (found != NULL && Py_IS_TYPE(found, &PyGetSetDescr_Type)
+            && ((PyGetSetDescrObject *)found)->d_getset == def
+            && PyDescr_TYPE(found) != (PyTypeObject *)cls) {
+            PyObject *descr = PyDescr_NewGetSet((PyTypeObject *)cls, def);
+            status = descr == NULL ? -1 : PyObject_SetAttr(cls, name, descr);
+            Py_XDECREF(descr);
+        }
+        Py_DECREF(name);
+        if (status < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef module_methods[] = {
+    {"bind", (PyCFunction)bind, METH_O,
+     "bind(cls): the core's hot calls as methods of cls itself, for the interpreter's fast "
+     "calls."},
     {"make", (PyCFunction)(void (*)(void))actor_make, METH_FASTCALL,
      "make(cls, kernel, aai, key, random_type): a new actor with the engine's slots set."},
     {NULL, NULL, 0, NULL},

@@ -153,14 +153,20 @@ def _py_make(cls: type, k: KernelSurface, aai: int, key: int, random: type) -> A
     return actor
 
 
+def _py_bind(cls: type) -> None:
+    """The reference core needs no binding: its hot calls are Python functions."""
+
+
 try:
     from ._actor import ActorCore as _Core
     from ._actor import Hot as _Hot
+    from ._actor import bind as _bind
     from ._actor import make as _make
 except ImportError:  # built without a C compiler: the same calls, slower
     _Core = _PyActorCore  # type: ignore[misc,assignment]
     _Hot = _PyHot  # type: ignore[misc,assignment]
     _make = _py_make
+    _bind = _py_bind
 
 
 class Actor(_Core):
@@ -176,6 +182,13 @@ class Actor(_Core):
     """
 
     __slots__ = ("__dict__",)
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        # The compiled core's hot calls become methods of each actor class itself:
+        # Python 3.11 calls a C method fast only on an instance of exactly the class
+        # that names it (engine/_actor.c, bind).
+        super().__init_subclass__(**kwargs)
+        _bind(cls)
 
     def __init__(self, **kwargs: Any) -> None:
         # Models without a constructor of their own get their scenario

@@ -160,6 +160,11 @@ class Random(_Stream):
             items[i], items[j] = items[j], items[i]
 
 
+if COMPILED:  # the draws as Random's own methods: see bind in engine/_stream.c
+    from ._stream import bind as _bind
+
+    _bind(Random)
+
 _THRESHOLDS: dict[int, int] = {}  # span -> the rejection threshold of integers()
 
 

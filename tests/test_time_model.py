@@ -404,6 +404,59 @@ def test_withdraw_cancels_a_plan(make_kernel):
     assert [v for _, _, v in series(k, "acted")] == [4]
 
 
+def test_a_plan_withdrawn_then_made_again_holds(make_kernel):
+    # The compiled core remembers the agenda's set of the last tick planned; withdrawing
+    # that tick's only plan removes the set, and planning it again must not use the old one.
+    class Again(Actor):
+        def on_first_diasca(self) -> None:
+            self.add_spontaneous_tick(3)
+            self.withdraw_spontaneous_tick(3)
+            self.schedule_in(3)
+            self.add_spontaneous_tick(5)
+            self.withdraw_spontaneous_tick(5)
+            self.add_spontaneous_tick(5)
+
+        def act_spontaneous(self) -> None:
+            self.record("acted", self.tick)
+
+    k = make_kernel(stop_tick=20)
+    k.add_actors(Again, 2)
+    k.run()
+    assert sorted(v for _, _, v in series(k, "acted")) == [3, 3, 5, 5]
+
+
+def test_a_model_may_override_the_hot_calls(make_kernel):
+    # The compiled core's send, schedule_in and draws become methods of each actor class
+    # (engine/_actor.c, bind); a model's own override, and its subclasses', stay in place.
+    class Counting(Actor):
+        def __init__(self) -> None:
+            self.sent = 0
+
+        def on_first_diasca(self) -> None:
+            self.schedule_in(1)
+
+        def send(self, target_aai: int, handler: str, *args) -> None:
+            self.sent += 1
+            super().send(target_aai, handler, *args)
+
+        def act_spontaneous(self) -> None:
+            self.send(self.aai, "hello", self.random.integers(0, 10))
+
+        def hello(self, sender: int, value: int) -> None:
+            self.record("hello", value)
+
+    class Sub(Counting):
+        pass
+
+    k = make_kernel(stop_tick=5)
+    first = k.add_actors(Counting)
+    second = k.add_actors(Sub)
+    k.run()
+    assert [k.actor(aai).sent for aai in (*first, *second)] == [1, 1]
+    assert len(series(k, "hello")) == 2
+    assert Sub.send is Counting.send
+
+
 class Caller(Actor):
     def __init__(self, target: int, handler: str) -> None:
         self.target = target
