@@ -86,6 +86,62 @@ static void Mail_dealloc(Mail *self)
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
 
+/* Inbox entries that were delivered, kept for the next posts: allocating a tuple and
+ * freeing it after its delivery cost about 270 instructions per message (callgrind,
+ * PHOLD). An entry goes here once its handler has run, emptied at once (its sender,
+ * handler and arguments are released then, as when the inbox is freed), while the inbox
+ * still holds it; delivery then clears the inbox (after a failure too), and the pool is
+ * its only owner. Only the entries that this module made (untracked by the collector)
+ * and that nothing else holds are taken; one that something else still holds when it
+ * would be reused is let go instead. */
+#define POOL_MAX (1 << 17)
+static PyObject *pool[POOL_MAX];
+static Py_ssize_t pool_n;
+
+/* A delivered entry: into the pool, if it is one of ours and the inbox alone holds it. */
+static inline void recycle(PyObject *entry)
+{
+    if (pool_n < POOL_MAX && Py_REFCNT(entry) == 1 && PyTuple_CheckExact(entry)
+        && PyTuple_GET_SIZE(entry) == 3 && !PyObject_GC_IsTracked(entry)) {
+        PyObject **item = ((PyTupleObject *)entry)->ob_item;
+        Py_INCREF(entry);
+        pool[pool_n++] = entry;
+        Py_CLEAR(item[0]);
+        Py_CLEAR(item[1]);
+        Py_CLEAR(item[2]);
+    }
+}
+
+/* A 3-tuple (sender, fn, args), untracked: from the pool when it has one. */
+static PyObject *new_entry(PyObject *sender, PyObject *fn, PyObject *args)
+{
+    PyObject *entry = NULL;
+    while (pool_n > 0) {
+        PyObject *kept = pool[--pool_n];
+        if (Py_REFCNT(kept) == 1) {
+            entry = kept;
+            break;
+        }
+        Py_DECREF(kept); /* an inbox that was not cleared still holds it */
+    }
+    if (entry == NULL) {
+        entry = PyTuple_New(3);
+        if (entry == NULL)
+            return NULL;
+        /* Out of the cyclic collector's sight: an entry is only ever held by the inbox,
+         * which delivery drops, so it can be in no garbage cycle; and a young collection
+         * at the end of a diasca's sends would otherwise walk every message in flight (a
+         * tenth of a PHOLD run at 10^5 LPs). What the arguments refer to stays alive
+         * meanwhile, as it should: the message is pending. */
+        PyObject_GC_UnTrack(entry);
+    }
+    PyObject **item = ((PyTupleObject *)entry)->ob_item;
+    item[0] = Py_NewRef(sender);
+    item[1] = Py_NewRef(fn);
+    item[2] = Py_NewRef(args);
+    return entry;
+}
+
 /* Add (sender, fn, args) to the inbox entry of target, as a tuple or a list of them. */
 static int deliver_to(Mail *self, PyObject *target, PyObject *sender, PyObject *fn,
                       PyObject *args)
@@ -98,15 +154,9 @@ static int deliver_to(Mail *self, PyObject *target, PyObject *sender, PyObject *
         Py_DECREF(exact);
         return status;
     }
-    PyObject *entry = PyTuple_Pack(3, sender, fn, args);
+    PyObject *entry = new_entry(sender, fn, args);
     if (entry == NULL)
         return -1;
-    /* Out of the cyclic collector's sight: an entry is only ever held by the inbox, which
-     * delivery drops, so it can be in no garbage cycle; and a young collection at the end
-     * of a diasca's sends would otherwise walk every message in flight (a tenth of a
-     * PHOLD run at 10^5 LPs). What the arguments refer to stays alive meanwhile, as it
-     * should: the message is pending. */
-    PyObject_GC_UnTrack(entry);
     /* One lookup: the entry goes in unless the target has messages already. */
     PyObject *box = PyDict_SetDefault(self->inbox, target, entry); /* borrowed */
     int status;
@@ -442,6 +492,7 @@ static int deliver_one(PyObject *target, Py_ssize_t t, PyObject *msgs, PyObject 
             goto done;
         }
         Py_DECREF(r);
+        recycle(msgs);
         status = 0;
         goto done;
     }
@@ -495,6 +546,7 @@ static int deliver_one(PyObject *target, Py_ssize_t t, PyObject *msgs, PyObject 
             goto done;
         }
         Py_DECREF(r);
+        recycle(entry);
     }
     Py_DECREF(seq);
     status = 0;
@@ -544,6 +596,9 @@ static PyObject *mail_deliver(PyObject *module, PyObject *const *args, Py_ssize_
             if (status < 0)
                 break;
         }
+        /* The inbox is spent, after a failure too (the run stops): see recycle. No entry
+         * that recycle emptied stays where Python code could read it. */
+        PyDict_Clear(items);
     } else {
         PyObject *it = PyObject_GetIter(items);
         PyObject *pair;

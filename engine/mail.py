@@ -119,10 +119,13 @@ def _py_deliver(
     (stable: each sender's messages stay in send order), then shuffled with the
     target's own generator when ``ergodic``; ``key`` None leaves them in arrival
     order. On a failure, ``where`` holds the target's AAI and the handler
-    function that failed (None when the failure was not in a handler).
+    function that failed (None when the failure was not in a handler). An inbox
+    (a dict) is left empty, after a failure too (the run stops then): the
+    compiled loop keeps its entries for the next posts.
     """
-    if type(items) is dict:
-        items = items.items()
+    inbox = items if type(items) is dict else None
+    if inbox is not None:
+        items = inbox.items()
     target = 0
     try:
         for target, msgs in items:
@@ -150,6 +153,9 @@ def _py_deliver(
     except BaseException:
         where[0] = target
         raise
+    finally:
+        if inbox is not None:
+            inbox.clear()
 
 
 try:

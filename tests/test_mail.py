@@ -12,7 +12,7 @@ import engine.kernel
 from engine import Actor
 from engine.errors import MessageError
 from engine.kernel import MODES
-from engine.mail import Mail, _py_deliver, _PyMail, deliver
+from engine.mail import Mail, _by_sender, _py_deliver, _PyMail, deliver
 from engine.portable import PLAIN_TYPES
 from models.phold import LP
 
@@ -163,3 +163,43 @@ def test_either_loop_names_the_handler_that_cannot_take_its_message(monkeypatch,
     assert f.message.startswith("MessageError: handler Forgetful.hear(self, amount) cannot take")
     (k,) = run_ranks(1, lambda k: k.add_actors(Many), stop_tick=3)
     assert not k.stats.failures and k.stats.messages == 1
+
+
+@pytest.mark.parametrize("cls", IMPLEMENTATIONS)
+@pytest.mark.parametrize("loop", sorted({_py_deliver, deliver}, key=id))
+def test_delivery_spends_the_inbox_and_its_entries_serve_again(cls, loop):
+    # The compiled loop keeps delivered entries for the next posts (engine/_mail.c,
+    # recycle): the inbox is left empty, after a failure too, and the next diasca's
+    # messages arrive intact.
+    got = []
+
+    def note(actor, sender, *args):
+        if args == ("fail",):
+            raise RuntimeError("fail")
+        got.append((actor, sender, args))
+
+    table = {"note": note}
+    directory = [(-1, {}, -1)] + [(0, table, 0)] * 4
+    mail = cls(directory, 0, PLAIN_TYPES, lambda *a: None)
+    actors = [None, "a1", "a2", "a3", "a4"]
+    for round_ in range(3):
+        for sender, target in ((1, 2), (3, 2), (2, 4), (4, 1)):
+            assert mail.post(sender, target, "note", (round_, sender))
+        inbox, count = mail.take()
+        loop(inbox, actors, _by_sender, False, [0, None])
+        assert inbox == {} and count == 4
+    assert got == [
+        (actor, sender, (r, sender))
+        for r in range(3)
+        for actor, sender in (("a2", 1), ("a2", 3), ("a4", 2), ("a1", 4))
+    ]
+    for sender, target, args in ((1, 2, (9,)), (2, 3, ("fail",)), (3, 4, (9,))):
+        assert mail.post(sender, target, "note", args)
+    inbox, _ = mail.take()
+    where = [0, None]
+    with pytest.raises(RuntimeError, match="fail"):
+        loop(inbox, actors, _by_sender, False, where)
+    assert inbox == {} and where == [3, note]
+    assert mail.post(1, 2, "note", ("again",))
+    inbox, _ = mail.take()
+    assert inbox == {2: (1, note, ("again",))}
