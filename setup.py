@@ -13,7 +13,7 @@ setup(
         Extension(
             "engine._stream",
             ["engine/_stream.c"],
-            depends=["engine/_buffers.h"],
+            depends=["engine/_buffers.h", "engine/_bind.h"],
             extra_compile_args=["-ffp-contract=off"],
             libraries=["m"],
             optional=True,
@@ -25,6 +25,6 @@ setup(
             depends=["engine/_buffers.h"],
             optional=True,
         ),
-        Extension("engine._actor", ["engine/_actor.c"], optional=True),
+        Extension("engine._actor", ["engine/_actor.c"], depends=["engine/_bind.h"], optional=True),
     ]
 )

@@ -11,6 +11,8 @@
 #include <Python.h>
 #include <structmember.h>
 
+#include "_bind.h"
+
 /* What an actor's hot calls need of its kernel, without an attribute lookup each: the
  * kernel's _hot. The kernel keeps tick equal to its own; agenda and post are its own. */
 typedef struct {
@@ -446,44 +448,8 @@ static PyObject *bind(PyObject *module, PyObject *cls)
         PyErr_SetString(PyExc_TypeError, "bind() needs a subclass of ActorCore");
         return NULL;
     }
-    for (PyMethodDef *def = Core_methods; def->ml_name != NULL; def++) {
-        PyObject *name = PyUnicode_InternFromString(def->ml_name);
-        if (name == NULL)
-            return NULL;
-        PyObject *found = _PyType_Lookup((PyTypeObject *)cls, name); /* borrowed */
-        int status = 0;
-        if (found != NULL && Py_IS_TYPE(found, &PyMethodDescr_Type)
-            && ((PyMethodDescrObject *)found)->d_method == def
-            && PyDescr_TYPE(found) != (PyTypeObject *)cls) {
-            PyObject *descr = PyDescr_NewMethod((PyTypeObject *)cls, def);
-            status = descr == NULL ? -1 : PyObject_SetAttr(cls, name, descr);
-            Py_XDECREF(descr);
-        }
-        Py_DECREF(name);
-        if (status < 0)
-            return NULL;
-    }
-    /* tick and diasca too: a getter's descriptor checks the instance's type the same way,
-     * at once when it is exactly its own */
-    for (PyGetSetDef *def = Core_getset; def->name != NULL; def++) {
-        if (def->name[0] == '_')
-            continue; /* _k: set once per actor */
-        PyObject *name = PyUnicode_InternFromString(def->name);
-        if (name == NULL)
-            return NULL;
-        PyObject *found = _PyType_Lookup((PyTypeObject *)cls, name); /* borrowed */
-        int status = 0;
-        if (found != NULL && Py_IS_TYPE(found, &PyGetSetDescr_Type)
-            && ((PyGetSetDescrObject *)found)->d_getset == def
-            && PyDescr_TYPE(found) != (PyTypeObject *)cls) {
-            PyObject *descr = PyDescr_NewGetSet((PyTypeObject *)cls, def);
-            status = descr == NULL ? -1 : PyObject_SetAttr(cls, name, descr);
-            Py_XDECREF(descr);
-        }
-        Py_DECREF(name);
-        if (status < 0)
-            return NULL;
-    }
+    if (bind_all((PyTypeObject *)cls, Core_methods, Core_getset) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 

@@ -16,6 +16,8 @@
 #include <string.h>
 #include <structmember.h>
 
+#include "_bind.h"
+
 #include "_buffers.h"
 
 #define GOLDEN 0x9E3779B97F4A7C15ULL
@@ -323,25 +325,8 @@ static PyObject *bind(PyObject *module, PyObject *cls)
         PyErr_SetString(PyExc_TypeError, "bind() needs a subclass of Stream");
         return NULL;
     }
-    for (PyMethodDef *def = Stream_methods; def->ml_name != NULL; def++) {
-        if (def->ml_name[0] == '_')
-            continue; /* __reduce__ and _next64: not on any hot path */
-        PyObject *name = PyUnicode_InternFromString(def->ml_name);
-        if (name == NULL)
-            return NULL;
-        PyObject *found = _PyType_Lookup((PyTypeObject *)cls, name); /* borrowed */
-        int status = 0;
-        if (found != NULL && Py_IS_TYPE(found, &PyMethodDescr_Type)
-            && ((PyMethodDescrObject *)found)->d_method == def
-            && PyDescr_TYPE(found) != (PyTypeObject *)cls) {
-            PyObject *descr = PyDescr_NewMethod((PyTypeObject *)cls, def);
-            status = descr == NULL ? -1 : PyObject_SetAttr(cls, name, descr);
-            Py_XDECREF(descr);
-        }
-        Py_DECREF(name);
-        if (status < 0)
-            return NULL;
-    }
+    if (bind_all((PyTypeObject *)cls, Stream_methods, NULL) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
