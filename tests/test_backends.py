@@ -315,3 +315,25 @@ def test_the_fused_aggregates_equal_a_separate_pass(monkeypatch, backend, rows, 
         assert fused.tobytes() == separate.tobytes()
         pop._cur, pop._nxt = pop._nxt, pop._cur
         pop._src, pop._dst = pop._dst, pop._src
+
+
+def test_combine_takes_the_blocks_in_global_order_whoever_sent_them():
+    """Partials arrive rank after rank; ``order`` makes the combination that of global order."""
+    from engine.dense import _numba as nb
+
+    gen = np.random.default_rng(5)
+    nblocks, nregions = 60, 4
+    kinds = np.array([nb.SUM, nb.MIN, nb.MAX, nb.SUM], np.int64)
+    partials = (
+        gen.standard_normal((nblocks, kinds.size)) * 10.0 ** gen.integers(-8, 9, nblocks)[:, None]
+    )
+    region = gen.integers(0, nregions, nblocks)
+    total, byreg = nb.combine(partials, np.arange(nblocks), region, nregions, kinds)
+    sent = gen.permutation(nblocks)  # row k of what arrived is global block sent[k]
+    order = np.empty(nblocks, np.int64)
+    order[sent] = np.arange(nblocks)
+    total2, byreg2 = nb.combine(partials[sent], order, region, nregions, kinds)
+    assert total2.tobytes() == total.tobytes() and byreg2.tobytes() == byreg.tobytes()
+    # Read in arrival order instead, the regions get other blocks' values.
+    _, wrong = nb.combine(partials[sent], np.arange(nblocks), region, nregions, kinds)
+    assert wrong.tobytes() != byreg.tobytes()

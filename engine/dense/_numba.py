@@ -166,11 +166,13 @@ def finish_counts(cnt, lx, bx, out, col):
 
 
 @njit(cache=True)
-def combine(partials, region, nregions, kinds):
+def combine(partials, order, region, nregions, kinds):
     """Totals and per-region values of the partials of every block, in global block order.
 
-    ``partials`` is (blocks, width) in global block order, ``region`` the region
-    of each block and ``kinds`` the SUM/MIN/MAX rule of each column.
+    ``partials`` is (blocks, width) as the ranks sent them, ``order`` the row of
+    each global block in it (so the combination never depends on who sent what),
+    ``region`` the region of each global block and ``kinds`` the SUM/MIN/MAX
+    rule of each column.
     """
     nb, width = partials.shape
     total = np.empty(width, np.float64)
@@ -178,8 +180,9 @@ def combine(partials, region, nregions, kinds):
     seen = np.zeros(nregions, np.bool_)
     for b in range(nb):
         r = region[b]
+        row = order[b]
         for c in range(width):
-            v = partials[b, c]
+            v = partials[row, c]
             kind = kinds[c]
             if b == 0:
                 total[c] = v

@@ -48,6 +48,7 @@ class _Aggregates:
         "_width",
         "acc",
         "_owned_blocks",
+        "_order",
         "_nlocal_blocks",
         "_block_region",
         "_region_cells",
@@ -71,6 +72,9 @@ class _Aggregates:
         self._width = len(kinds)
         self._owned_blocks = [layout.block_ids(r) for r in range(layout.size)]
         self._nlocal_blocks = self._owned_blocks[layout.rank].size
+        # The partials arrive rank after rank; _order[b] is global block b's row among them.
+        self._order = np.empty(layout.nblocks[0] * layout.nblocks[1], np.int64)
+        self._order[np.concatenate(self._owned_blocks)] = np.arange(self._order.size)
         self.acc = {}
         for n in decl.aggregate:
             acc_dt = np.float64 if decl.dtypes[n].kind == "f" else np.int64
@@ -232,19 +236,19 @@ class _Aggregates:
         bad = [r for r, m in enumerate(got) if m[0] != 0.0]
         if bad:
             return None, bad
-        partials = np.empty((lay.nblocks[0] * lay.nblocks[1], width), np.float64)
+        rows = []
         latest_vals = np.empty(keys.size)
         new_values = np.empty(new_keys.size)
         for r, m in enumerate(got):
-            ids = self._owned_blocks[r]
-            o = 1 + ids.size * width
-            partials[ids] = m[1:o].reshape(ids.size, width)
+            o = 1 + self._owned_blocks[r].size * width
+            rows.append(m[1:o])
             latest_vals[plan.slots[r]] = m[o : o + n_keys[r]]
             o += n_keys[r]
             if n_new[r]:
                 new_values[own_new == r] = m[o : o + n_new[r]]
+        partials = (rows[0] if size == 1 else np.concatenate(rows)).reshape(-1, width)
         total, byreg = nb.combine(
-            partials, self._block_region, self._decl.region_count, self._kinds
+            partials, self._order, self._block_region, self._decl.region_count, self._kinds
         )
         latest_map = _Watched(plan.index, latest_vals)
         new_map = dict(zip(new_keys.tolist(), new_values.tolist(), strict=True))

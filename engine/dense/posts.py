@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 
 _SET, _ADD, _WATCH, _UNWATCH = 0, 1, 2, 3
 _FIELD, _PARAM = 0, 1
+_NO_RECORDS = np.empty((0, 3), np.int64)
 # One post or watch request as it travels between ranks: plain numbers, no pickles.
 POST = np.dtype(
     [
@@ -175,6 +176,8 @@ class _Posts:
         if posts.size > 1:
             posts = posts[np.lexsort((posts["seq"], posts["aai"], posts["diasca"], posts["tick"]))]
         watching = posts["op"] >= _WATCH
+        if not watching.any():  # the usual tick: posts, no watch changes
+            return posts, _NO_RECORDS
         w = posts[watching]
         decl = self._decl
         keys = w["target"] * decl.cells + w["y0"] * decl.gshape[1] + w["x0"]
@@ -190,16 +193,14 @@ class _Posts:
         ty0, ty1, tx0, tx1 = lay.tile
         hy, hx = lay.halo
         names, param_names = self._decl.names, self._decl.param_names
-        for p in posts:
-            op, kind, target = int(p["op"]), int(p["kind"]), int(p["target"])
-            value = float(p["value"])
+        # Python tuples: reading fields of a structured record one by one costs more.
+        for *_, op, kind, target, py0, py1, px0, px1, value in posts.tolist():
             if kind == _PARAM:
                 arr = self.params[param_names[target]]
-                sl = slice(int(p["x0"]), int(p["x1"]))
-                cell = arr[sl]
+                cell = arr[px0:px1]
             else:
-                y0, y1 = max(int(p["y0"]), ty0), min(int(p["y1"]), ty1)
-                x0, x1 = max(int(p["x0"]), tx0), min(int(p["x1"]), tx1)
+                y0, y1 = max(py0, ty0), min(py1, ty1)
+                x0, x1 = max(px0, tx0), min(px1, tx1)
                 if y0 >= y1 or x0 >= x1:
                     continue
                 arr = cur[names[target]]
