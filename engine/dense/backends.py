@@ -99,7 +99,7 @@ def default_backend(ranks_per_node: int = 1) -> str:
 
     Ranks that share a node already share its cores: threads in each would only
     compete for them. On an idle 2-core machine ``threads`` runs a whole tick of
-    heat and epidemic at 1.6-1.85x ``cpu`` (benchmarks/README.md).
+    heat at 1.67-1.77x ``cpu`` and the epidemic at 1.91-1.96x (benchmarks/README.md).
     """
     return "threads" if ranks_per_node <= 1 else "cpu"
 
