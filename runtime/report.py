@@ -60,9 +60,17 @@ def summary(outcome: RunOutcome, tick_duration: float) -> str:
         f"  probes            {outcome.probes:,} probe(s), {outcome.rows:,} rows"
         + (f", {len(outcome.plots)} plot(s)" if outcome.plots else ""),
         f"  results folder    {outcome.run_dir}",
+        *family_lines(outcome.digest_family),
         digest_line(outcome.digest, outcome.status, s.last_tick),
     ]
     return "\n".join(lines)
+
+
+def family_lines(family: str) -> list[str]:
+    """A digest that holds only on some backends says so just above it (docs/results.md)."""
+    if family == "portable":
+        return []
+    return [f"  digest family     {family}: compare with runs of the same family only"]
 
 
 def placement_lines(outcome: RunOutcome) -> list[str]:

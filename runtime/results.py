@@ -463,6 +463,12 @@ class Run:
         return str(self.metadata.get("digest", ""))
 
     @property
+    def digest_family(self) -> str:
+        """Which runs' digests this digest compares with: "portable" (every backend
+        and rank count) or per-backend populations such as "weather=cuda"."""
+        return str(self.metadata.get("digest_family", "portable"))
+
+    @property
     def status(self) -> str:
         """``completed``, ``failed`` or ``interrupted``."""
         return str(self.metadata.get("status", ""))

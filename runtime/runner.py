@@ -76,6 +76,7 @@ class RunOutcome:
     rows: int = 0  # their rows, all probes together
     plots: list[Path] = field(default_factory=list)  # PNGs drawn (rank 0: by every rank)
     plots_missing: str = ""  # why some plots were not drawn (rank 0), "" when all were
+    digest_family: str = "portable"  # which runs' digests this one compares with (digest_family)
     problem: str = ""  # a file the run could not write (e.g. a full disk): it then failed
     interrupted: bool = False  # a signal came (the run may still have completed before it)
 
@@ -172,6 +173,7 @@ def _run_with_folder(
     run_dir = _run_folder(scenario, out, comm)
     started = datetime.now(UTC)
     start = _start_metadata(scenario, settings, comm, started)
+    start.update(_backends(scenario, kernel, comm))
     if comm.rank == ROOT:
         log_handler = _start_log(scenario, settings, run_dir)
     else:  # other ranks stay quiet: their warnings go to run.log too
@@ -451,6 +453,37 @@ def _start_metadata(
     }
 
 
+def _digest_family(scenario: Scenario, kernel: Kernel) -> str:
+    """Which runs' digests this run's digest may be compared with.
+
+    "portable" says every backend and rank count gives the same digest. A
+    population whose scenario entry says ``digest = "per-backend"`` (its floats
+    may round differently on the GPU) adds "<name>=cpu" (cpu and threads run
+    the same compiled loop) or "<name>=cuda": only runs of one family agree.
+    """
+    family = [
+        f"{p.name}={'cuda' if kernel.population(p.name).backend == 'cuda' else 'cpu'}"
+        for p in scenario.populations
+        if p.digest == "per-backend"
+    ]
+    return ", ".join(family) or "portable"
+
+
+def _backends(scenario: Scenario, kernel: Kernel, comm: Comm) -> dict[str, Any]:
+    """Where each population ran (ranks on a shared node default to cpu, others to
+    threads), and the digest family; a collective, the attributes on the root only."""
+    mine = [kernel.population(p.name).backend for p in scenario.populations]
+    everyone = comm.gather(mine)
+    if comm.rank != ROOT:
+        return {}
+    assert everyone is not None
+    ran = [
+        f"{p.name}={','.join(sorted({b[i] for b in everyone}))}"
+        for i, p in enumerate(scenario.populations)
+    ]
+    return {"backends": ", ".join(ran), "digest_family": _digest_family(scenario, kernel)}
+
+
 def _end_metadata(report: dict, stats: RunStats, ended: datetime, problem: str) -> dict[str, Any]:
     """The attributes of results.h5 that the run itself decides (root only)."""
     for failure in stats.failures:
@@ -518,6 +551,7 @@ def _finish(
         failures=stats.failures,
         imbalance=done.imbalance,
         communication=done.communication,
+        digest_family=_digest_family(scenario, kernel),
         probes=done.probes,
         rows=done.rows,
     )

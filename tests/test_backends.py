@@ -12,6 +12,7 @@ import sys
 from functools import cache
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from conftest import ROOT
@@ -21,6 +22,7 @@ from engine import Kernel, MemorySink, ProbeStore
 from engine.dense import DensePopulation, rng
 from engine.dense.backends import cell_kernel, default_backend
 from models.heat import HeatPlate
+from runtime import open_run
 
 HEAT = """
 [simulation]
@@ -134,6 +136,62 @@ def test_shipped_small_scenarios_keep_their_digest_on_threads(tmp_path, scenario
     path = ROOT / "scenarios" / f"{scenario}.toml"
     got = digest(path, tmp_path / "run", 1, "--set", "populations.backend=threads")
     assert got.startswith(expected)
+
+
+# --- digest families ---------------------------------------------------------------------
+
+
+def _attrs(run: Path) -> dict:
+    with h5py.File(run / "results.h5", "r") as f:
+        return {k: str(f.attrs[k]) for k in ("backends", "digest_family", "digest")}
+
+
+def test_a_portable_run_records_its_backends_and_no_family_line(folder, reference):
+    attrs = _attrs(folder / "ref-heat")  # the reference run: --backend cpu
+    assert attrs["backends"] == "plate=cpu"
+    assert attrs["digest_family"] == "portable"
+    assert attrs["digest"] == reference["heat"]
+
+
+@pytest.mark.parametrize("backend, family", [("threads", "cpu"), ("cuda", "cuda")])
+def test_a_per_backend_population_records_its_digest_family(folder, backend, family):
+    """A scenario that says its floats may differ on the GPU: cpu and threads share a
+    family (one compiled loop), cuda has its own; the summary says so above the digest."""
+    path = folder / "heat-per-backend.toml"
+    path.write_text(
+        HEAT.replace(
+            '"models.heat:HeatPlate"\n', '"models.heat:HeatPlate"\ndigest = "per-backend"\n'
+        )
+    )
+    assert 'digest = "per-backend"' in path.read_text()
+    run = folder / f"per-backend-{backend}"
+    proc = pydiasca(path, run, 1, "--backend", backend)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = proc.stdout.splitlines()
+    assert lines[-2].split() == [
+        "digest",
+        "family",
+        f"plate={family}:",
+        *"compare with runs of the same family only".split(),
+    ]
+    assert lines[-1].startswith("results digest: ")
+    attrs = _attrs(run)
+    assert attrs["backends"] == f"plate={backend}"
+    assert attrs["digest_family"] == f"plate={family}"
+    assert open_run(run).digest_family == f"plate={family}"
+
+
+def test_a_digest_key_other_than_portable_or_per_backend_is_refused(folder):
+    path = folder / "heat-bad-digest.toml"
+    path.write_text(
+        HEAT.replace('"models.heat:HeatPlate"\n', '"models.heat:HeatPlate"\ndigest = "exact"\n')
+    )
+    proc = pydiasca(path, folder / "bad-digest", 1)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert "digest" in lines[0] and "portable, per-backend" in lines[0]
+    assert not (folder / "bad-digest").exists()
 
 
 # --- choosing ------------------------------------------------------------------------------

@@ -957,7 +957,7 @@ def test_population_scenario_runs(write_pop, tmp_path):
 POPULATION_ERRORS = {
     "unknown key": (
         STOP + GRID + "size = 3\n",
-        f"{GRID_AT} size: unknown key; allowed keys: class, name, args, backend",
+        f"{GRID_AT} size: unknown key; allowed keys: class, name, args, backend, digest",
     ),
     "missing class": (
         STOP + "[[populations]]\nname = 'g'\n",

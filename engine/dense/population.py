@@ -141,6 +141,11 @@ class DensePopulation:
         return self._index
 
     @property
+    def backend(self) -> str:
+        """Where this rank's block runs: "cpu", "threads" or "cuda" (the default resolved)."""
+        return self._backend
+
+    @property
     def local(self) -> Local:
         """This rank's block (after the population joined a kernel)."""
         return self._local

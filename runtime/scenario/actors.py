@@ -40,6 +40,7 @@ _POPULATION_KEYS = {
     "name": _id,
     "args": _table,
     "backend": _one_of(("cpu", "threads", "cuda")),
+    "digest": _one_of(("portable", "per-backend")),
 }
 
 
@@ -66,6 +67,7 @@ class PopulationEntry:
     name: str
     args: dict
     backend: str | None = None  # cpu, threads or cuda; None: the default (docs/populations.md)
+    digest: str = "portable"  # or "per-backend": its floats may differ on the GPU
 
 
 # --- placement -----------------------------------------------------------------
@@ -300,7 +302,16 @@ def _populations(items: Any, folder: Path) -> list[PopulationEntry]:
                     where=f"{label} name",
                     fix="give each population its own name",
                 )
-        entries.append(PopulationEntry(cls, values["class"], name, args, values.get("backend")))
+        entries.append(
+            PopulationEntry(
+                cls,
+                values["class"],
+                name,
+                args,
+                values.get("backend"),
+                values.get("digest", "portable"),
+            )
+        )
     return entries
 
 
