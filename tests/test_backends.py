@@ -125,8 +125,11 @@ def test_every_backend_gives_the_cpu_digest(folder, reference, model, backend):
 @pytest.mark.parametrize("backend", ["cpu", "threads", "cuda"])
 def test_two_ranks_give_the_one_rank_digest(folder, reference, model, backend):
     path = scenario_file(model, folder)
-    got = digest(path, folder / f"{model}-{backend}-2", 2, "--backend", backend)
+    run = folder / f"{model}-{backend}-2"
+    got = digest(path, run, 2, "--backend", backend)
     assert got == reference[model]
+    population = "plate" if model == "heat" else model
+    assert _attrs(run)["backends"] == f"{population}={backend}"  # gathered from both ranks
 
 
 @pytest.mark.parametrize(
